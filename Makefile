@@ -1,0 +1,104 @@
+# textless-stack. `make help` lists the targets.
+#
+# Every version comes from env/pins.toml (through env/pins.py); nothing is pinned here.
+# All build scratch lives under $(BUILD_DIR); `make clean` removes it.
+
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+BUILD_DIR ?= .build
+VENV ?= .venv
+# Any Python >= 3.11 (tomllib) runs the stdlib tools before an environment exists.
+HOST_PYTHON ?= $(shell command -v python3)
+
+TOOLS := $(BUILD_DIR)/tools
+UV := $(TOOLS)/bin/uv
+PINS := env/pins.py
+
+$(BUILD_DIR)/pins.mk: env/pins.toml env/pins.py
+	@mkdir -p $(BUILD_DIR)
+	@$(HOST_PYTHON) $(PINS) make-vars >$@
+-include $(BUILD_DIR)/pins.mk
+
+# The interpreter the stack targets: $(PYTHON_STACK), else pyenv's, else python3.10 on PATH.
+PYTHON_STACK ?= $(shell p=$$(pyenv prefix $(PIN_PYTHON) 2>/dev/null) && echo $$p/bin/python$(PIN_PYTHON) || command -v python$(PIN_PYTHON))
+
+# Local upstream sources (optional): FAIRSEQ_SRC=/path/to/fairseq TEXTLESSLIB_SRC=/path/to/textlesslib
+export FAIRSEQ_SRC TEXTLESSLIB_SRC
+
+.PHONY: help
+help: ## this list
+	@grep -hE '^[a-zA-Z0-9_%/.-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
+
+$(UV): $(BUILD_DIR)/pins.mk
+	$(HOST_PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check uv==$(PIN_UV)
+	@touch $@
+
+.PHONY: tools
+tools: $(UV) ## bootstrap the build tools (uv) under $(BUILD_DIR)
+
+.PHONY: lock
+lock: $(UV) ## re-resolve env/locks/*.txt from env/pins.toml (hash-locked, linux x86_64, Python 3.10)
+	time $(HOST_PYTHON) env/lock.py $(UV)
+
+# --- upstream wheels: fetch (pinned commit | local dir | stand-in), patch, build ---------
+WHEELS := $(BUILD_DIR)/wheels
+SRC := $(BUILD_DIR)/src
+BUILD_ENV = UV=$(abspath $(UV)) PYTHON=$(PYTHON_STACK) TOOL_PYTHON=$(HOST_PYTHON)
+
+$(WHEELS)/fairseq.stamp: $(UV) env/sources.py env/build-wheel.sh $(wildcard env/patcher/*.py) env/pins.toml
+	$(BUILD_ENV) env/build-wheel.sh fairseq $(SRC) $(WHEELS)
+	@touch $@
+
+# textlesslib has no stand-in: exit 3 from build-wheel.sh means "not available", recorded, not fatal.
+$(WHEELS)/textlesslib.stamp: $(UV) env/sources.py env/build-wheel.sh $(wildcard env/patcher/*.py) env/pins.toml
+	@rc=0; $(BUILD_ENV) env/build-wheel.sh textlesslib $(SRC) $(WHEELS) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "textlesslib: SOURCE NOT AVAILABLE: its tests will skip (pass TEXTLESSLIB_SRC=...)"; \
+	rm -f $(SRC)/textlesslib-patch-report.json; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	@touch $@
+
+.PHONY: wheels
+wheels: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## fetch, patch and build the fairseq and textlesslib wheels
+
+# --- the local Python 3.10 environment ----------------------------------------------
+$(VENV)/.stamp: $(UV) env/locks/runtime.txt env/locks/dev.txt $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp entrypoints/pyproject.toml
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_STACK) $(VENV)
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes env/locks/runtime.txt env/locks/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(WHEELS)/*.whl
+	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --editable entrypoints
+	PYTHONPATH=env $(HOST_PYTHON) -m patcher hydra $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	  --report $(SRC)/hydra-patch-report.json
+	$(HOST_PYTHON) env/record.py $(SRC) >$(VENV)/textless-stack-sources.json
+	@touch $@
+
+.PHONY: venv
+venv: $(VENV)/.stamp ## build the local Python 3.10 stack in $(VENV) (FAIRSEQ_SRC=/TEXTLESSLIB_SRC= for local sources)
+
+# Small environments that prove the patched fairseq and hydra on newer Pythons.
+$(BUILD_DIR)/py%/.stamp: $(UV) env/pins.toml $(WHEELS)/fairseq.stamp
+	@if ! p=$$(pyenv prefix $* 2>/dev/null || dirname $$(dirname $$(command -v python$*))); then \
+	  echo "python$* not found: its checks will skip"; mkdir -p $(@D); touch $@; exit 0; fi; \
+	$(UV) venv --quiet --allow-existing --python $$p/bin/python$* $(@D) && \
+	$(HOST_PYTHON) $(PINS) check-requirements $* >$(@D)/requirements.txt && \
+	VIRTUAL_ENV=$(@D) $(UV) pip install --quiet -r $(@D)/requirements.txt && \
+	purelib=$$($(@D)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \
+	rm -rf $(@D)/pristine && mkdir -p $(@D)/pristine && cp -r $$purelib/hydra $(@D)/pristine/ && \
+	PYTHONPATH=env $(HOST_PYTHON) -m patcher hydra $$($(@D)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+	@touch $@
+
+.PHONY: check-pythons
+check-pythons: $(foreach v,$(PIN_CHECK_PYTHONS),$(BUILD_DIR)/py$(v)/.stamp) ## environments for the Python 3.11/3.12 checks
+
+# --- tests -----------------------------------------------------------------------------
+PYTEST_ARGS ?=
+
+.PHONY: test
+test: venv check-pythons ## run every test suite (the command .ci/run runs)
+	TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
+
+.PHONY: clean
+clean: ## remove all build scratch ($(BUILD_DIR)) and the local environment ($(VENV))
+	rm -rf $(BUILD_DIR) $(VENV)

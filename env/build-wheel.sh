@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# env/build-wheel.sh PROJECT WORKDIR WHEELDIR
+# Fetch one upstream source (sources.py), patch it (patcher), build its wheel with uv.
+# Used by `make venv` and by the Docker build stage. Exit 3: the source is unavailable.
+# Environment: UV (uv binary), PYTHON (interpreter to build for), TOOL_PYTHON (runs our stdlib tools).
+set -euo pipefail
+project=$1 work=$2 wheels=$3
+here=$(cd "$(dirname "$0")" && pwd)
+UV=${UV:-uv}
+PYTHON=${PYTHON:-python3}
+TOOL_PYTHON=${TOOL_PYTHON:-$PYTHON}
+export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
+mkdir -p "$work" "$wheels"
+
+rc=0
+"$TOOL_PYTHON" "$here/sources.py" "$project" "$work/$project-pristine" --uv "$UV" >"$work/$project-source.json" || rc=$?
+[ "$rc" -eq 0 ] || exit "$rc"
+
+rm -rf "$work/$project"
+cp -a "$work/$project-pristine" "$work/$project"
+"$TOOL_PYTHON" -m patcher "$project" "$work/$project" --report "$work/$project-patch-report.json"
+
+# numpy/cython for the C extensions come from pins.toml [build]: an extension compiled
+# against another numpy ABI would fail to import at run time.
+"$TOOL_PYTHON" "$here/pins.py" build-constraints >"$work/build-constraints.txt"
+case $project in textlesslib) dist=textless ;; *) dist=$project ;; esac  # wheel names
+rm -f "$wheels/$dist"-*.whl
+"$UV" build --quiet --wheel --python "$PYTHON" --build-constraint "$work/build-constraints.txt" \
+    --out-dir "$wheels" "$work/$project"

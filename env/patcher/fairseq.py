@@ -1,0 +1,185 @@
+"""fairseq: dd106d9 (the pinned commit) and the 0.12.2 sdist (the CI stand-in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .common import MARK, dataclass_defaults, import_policy, route_torch_load
+from .engine import Project, Transform, UnknownFlavour
+
+DD106D9 = "dd106d9"
+V0122 = "0.12.2"
+BOTH = (DD106D9, V0122)
+
+# fairseq/version.txt identifies the tree; each flavour's counts below were read off it.
+_VERSION_TXT = {"1.0.0a0": DD106D9, "0.12.2": V0122}
+
+
+def detect(root: Path) -> str:
+    version_file = root / "fairseq" / "version.txt"
+    if not version_file.is_file():
+        raise UnknownFlavour(f"{root}: no fairseq/version.txt; is this a fairseq source tree?")
+    version = version_file.read_text().strip()
+    if version not in _VERSION_TXT:
+        raise UnknownFlavour(f"{root}: fairseq version {version!r} is not one the patch table knows ({sorted(_VERSION_TXT)})")
+    return _VERSION_TXT[version]
+
+
+def both(n_dd: int, n_012: int | None = None) -> dict:
+    return {DD106D9: n_dd, V0122: n_dd if n_012 is None else n_012}
+
+
+TRANSFORMS = [
+    # --- Python >= 3.11: dataclass instances as defaults -------------------------------
+    dataclass_defaults("fairseq-config-defaults", "fairseq/dataclass/configs.py", both(10, 11)),
+    Transform(
+        name="hydra-init-default-factory",
+        path="fairseq/dataclass/initialize.py",
+        find="        v = FairseqConfig.__dataclass_fields__[k].default\n",
+        replace=(
+            "        f = FairseqConfig.__dataclass_fields__[k]  " + MARK + " py311-dataclass\n"
+            "        v = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()\n"
+        ),
+        count=both(1),
+        why="fields now use default_factory; .default is MISSING for them",
+    ),
+    Transform(
+        name="hydra-init-import-dataclasses",
+        path="fairseq/dataclass/initialize.py",
+        find="import logging\n",
+        replace="import dataclasses  " + MARK + " py311-dataclass\nimport logging\n",
+        count=both(1),
+    ),
+    dataclass_defaults("transformer-config-defaults", "fairseq/models/transformer/transformer_config.py", {V0122: 2}),
+    Transform(
+        name="transformer-config-quant-noise",
+        path="fairseq/models/transformer/transformer_config.py",
+        find="    quant_noise: QuantNoiseConfig = field(default=QuantNoiseConfig())\n",
+        replace="    quant_noise: QuantNoiseConfig = field(default_factory=QuantNoiseConfig)  " + MARK + " py311-dataclass\n",
+        count={V0122: 1},
+    ),
+    dataclass_defaults("example-asr-infer-defaults", "examples/speech_recognition/new/infer.py", both(6)),
+    dataclass_defaults("example-w2vu-generate-defaults", "examples/wav2vec/unsupervised/w2vu_generate.py", both(1)),
+    dataclass_defaults("example-w2vu-task-defaults", "examples/wav2vec/unsupervised/tasks/unpaired_audio_text.py", both(1)),
+    dataclass_defaults("example-data2vec-text-defaults", "examples/data2vec/models/data2vec_text.py", {V0122: 1}),
+    Transform(
+        name="example-w2vu-model-defaults",
+        path="examples/wav2vec/unsupervised/models/wav2vec_u.py",
+        find="    segmentation: SegmentationConfig = SegmentationConfig()\n",
+        replace="    segmentation: SegmentationConfig = field(default_factory=SegmentationConfig)  " + MARK + " py311-dataclass\n",
+        count=both(1),
+    ),
+    Transform(
+        name="example-w2vu-model-import-field",
+        path="examples/wav2vec/unsupervised/models/wav2vec_u.py",
+        find="from dataclasses import dataclass\n",
+        replace="from dataclasses import dataclass, field  " + MARK + " py311-dataclass\n",
+        count=both(1),
+    ),
+    # --- torch >= 2.6: explicit about weights_only -------------------------------------
+    Transform(
+        name="checkpoint-load-policy",
+        path="fairseq/checkpoint_utils.py",
+        find=r'^(?P<i>[ \t]+)state = torch\.load\(f, map_location=torch\.device\("cpu"\)\)$',
+        replace=(
+            r"\g<i>from textless_stack.checkpoint_policy import torch_load  " + MARK + " weights_only policy\n"
+            r'\g<i>state = torch_load(f, map_location=torch.device("cpu"))'
+        ),
+        done=r'^[ \t]+state = torch_load\(f, map_location=torch\.device\("cpu"\)\)$',
+        regex=True,
+        count=both(1),
+        why="torch >= 2.6 refuses fairseq checkpoints by default; the policy allowlists what they contain",
+        example='        state = torch.load(f, map_location=torch.device("cpu"))\n',
+    ),
+    Transform(
+        name="ema-load-policy",
+        path="fairseq/checkpoint_utils.py",
+        find="        new_state = torch.load(\n",
+        replace=(
+            "        from textless_stack.checkpoint_policy import torch_load  " + MARK + " weights_only policy\n"
+            "        new_state = torch_load(\n"
+        ),
+        count={V0122: 1},
+    ),
+    Transform(
+        name="broadcast-object-weights-only",
+        path="fairseq/distributed/utils.py",
+        find='        obj = torch.load(buffer, map_location="cpu")\n',
+        replace=(
+            '        obj = torch.load(buffer, map_location="cpu", weights_only=False)  '
+            + MARK + " objects sent by our own ranks, not a file\n"
+        ),
+        count=both(1),
+    ),
+    # --- numpy >= 1.24 removed the builtin aliases --------------------------------------
+    Transform(
+        name="numpy-float-alias-indexed-dataset",
+        path="fairseq/data/indexed_dataset.py",
+        find=r"\bnp\.float\b(?!\d|_)",
+        replace="float",
+        done=r"^[ \t]+(6: float|float: 4),$",
+        regex=True,
+        count={DD106D9: 2},
+        why="np.float was the builtin float; runs at import time",
+        example="    6: np.float,\n",
+    ),
+    Transform(
+        name="numpy-int-alias-compute-mask",
+        path="fairseq/data/data_utils.py",
+        find="                    np.int,\n",
+        replace="                    np.int64,  " + MARK + " np.int removed in numpy 1.24\n",
+        count=both(1),
+    ),
+    Transform(
+        name="numpy-float-alias-crf",
+        path="fairseq/modules/dynamic_crf_layer.py",
+        find='np.float("inf"))\n',
+        replace='float("inf"))  ' + MARK + " np.float removed in numpy 1.24\n",
+        count=both(1),
+    ),
+    Transform(
+        name="numpy-compat-long-token-block",
+        path="fairseq/data/token_block_dataset.py",
+        find="dtype=np.compat.long\n",
+        replace="dtype=np.int64  " + MARK + " np.compat removed in numpy 2\n",
+        count=both(1),
+        why="np.compat is gone in numpy 2",
+    ),
+    Transform(
+        name="numpy-compat-long-language-pair",
+        path="fairseq/data/language_pair_dataset.py",
+        find="otypes=[np.compat.long])\n",
+        replace="otypes=[np.int64])  " + MARK + " np.compat removed in numpy 2\n",
+        count=both(1),
+    ),
+    # --- HuBERT label_rate: float in checkpoints written by newer fairseq ----------------
+    Transform(
+        name="hubert-model-label-rate-float",
+        path="fairseq/models/hubert/hubert.py",
+        find='    label_rate: int = II("task.label_rate")\n',
+        replace='    label_rate: float = II("task.label_rate")  ' + MARK + " newer checkpoints store 50.0\n",
+        count={DD106D9: 1},
+    ),
+    Transform(
+        name="hubert-task-label-rate-float",
+        path="fairseq/tasks/hubert_pretraining.py",
+        find="    label_rate: int = field(\n",
+        replace="    label_rate: float = field(  " + MARK + " newer checkpoints store 50.0\n",
+        count={DD106D9: 1},
+    ),
+    Transform(
+        name="hubert-dataset-label-rate-float",
+        path="fairseq/data/audio/hubert_dataset.py",
+        find="            if isinstance(label_rates, int)\n",
+        replace="            if isinstance(label_rates, (int, float))  " + MARK + " label_rate may be float\n",
+        count={DD106D9: 1},
+    ),
+]
+
+PROJECT = Project(
+    name="fairseq",
+    detect=detect,
+    transforms=TRANSFORMS,
+    # the sdist ships examples/ inside the package
+    relocate={V0122: {"examples/": "fairseq/examples/"}},
+)
