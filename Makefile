@@ -81,7 +81,7 @@ venv: $(VENV)/.stamp ## build the local Python 3.10 stack in $(VENV) (FAIRSEQ_SR
 $(BUILD_DIR)/py%/.stamp: $(UV) env/pins.toml $(WHEELS)/fairseq.stamp
 	@if ! p=$$(pyenv prefix $* 2>/dev/null || dirname $$(dirname $$(command -v python$*))); then \
 	  echo "python$* not found: its checks will skip"; mkdir -p $(@D); touch $@; exit 0; fi; \
-	$(UV) venv --quiet --allow-existing --python $$p/bin/python$* $(@D) && \
+	rm -rf $(@D) && $(UV) venv --quiet --python $$p/bin/python$* $(@D) && \
 	$(HOST_PYTHON) $(PINS) check-requirements $* >$(@D)/requirements.txt && \
 	VIRTUAL_ENV=$(@D) $(UV) pip install --quiet -r $(@D)/requirements.txt && \
 	purelib=$$($(@D)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') && \

@@ -99,6 +99,21 @@ TRANSFORMS = [
         replace='    elif vocoder_name == "hifigan":  ' + MARK + " tacotron fell through to assert False\n",
         count=ONE,
     ),
+    # textless/vocoders has no __init__.py: find_packages() leaves every vocoder out of a wheel
+    Transform(
+        name="setup-namespace-packages",
+        path="setup.py",
+        find="    packages=find_packages(),\n",
+        replace='    packages=find_namespace_packages(include=["textless", "textless.*"]),  ' + MARK + " textless/vocoders has no __init__.py\n",
+        count=ONE,
+    ),
+    Transform(
+        name="setup-import-namespace-packages",
+        path="setup.py",
+        find="from setuptools import find_packages, setup\n",
+        replace="from setuptools import find_namespace_packages, setup  " + MARK + " see packages=\n",
+        count=ONE,
+    ),
     # textlesslib's own pins (numba 0.53 has no Python 3.10 wheel) give way to env/pins.toml;
     # it also imports soundfile and scipy without declaring them
     Transform(
