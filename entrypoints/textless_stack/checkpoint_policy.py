@@ -62,9 +62,15 @@ def torch_load(f, map_location=None, **kwargs):
         try:
             return torch.load(f, map_location=map_location, weights_only=True, **kwargs)
         except pickle.UnpicklingError as e:
-            found = re.search(r"GLOBAL ([\w.]+)", str(e)) or re.search(r"global ([\w.]+)", str(e))
-            what = found.group(1) if found else str(e).splitlines()[0]
-            raise UnsafeCheckpoint(
-                f"{name}: refused to unpickle {what!s}: it is not on the checkpoint allowlist. "
-                f"If you trust this file, rerun with --trust-checkpoint (or {TRUST_ENV}=1)."
-            ) from None
+            raise UnsafeCheckpoint(f"{name}: {_refusal(str(e))}") from None
+
+
+def _refusal(message: str) -> str:
+    found = re.search(r"GLOBAL ([\w.]+)", message)
+    if found:
+        return (f"refused to unpickle global {found.group(1)}: it is not on the checkpoint allowlist. "
+                f"If you trust this file, rerun with --trust-checkpoint (or {TRUST_ENV}=1).")
+    reason = re.search(r"WeightsUnpickler error: ([^\n]+)", message)
+    return ("not a checkpoint the safe unpickler can read"
+            + (f" ({reason.group(1).strip()})" if reason else "")
+            + f"; if you trust this file, rerun with --trust-checkpoint (or {TRUST_ENV}=1).")

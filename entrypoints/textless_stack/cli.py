@@ -1,18 +1,51 @@
-"""textless-stack: one command line, one subcommand per job."""
+"""textless-stack: the 2021 textless speech stack, runnable today.
+
+Exit codes: 0 success, 1 error (one line on stderr; --verbose adds the traceback),
+2 usage error.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 
 from . import __version__
+from .commands import inspect_cmd
+
+COMMANDS = [inspect_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="textless-stack", description=__doc__)
+    ap = argparse.ArgumentParser(prog="textless-stack", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"textless-stack {__version__}")
-    ap.add_subparsers(dest="command", metavar="COMMAND")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    common.add_argument("--trust-checkpoint", action="store_true",
+                        help="allow full unpickling of checkpoint files you vouch for (logged)")
+    sub = ap.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        p = sub.add_parser(command.NAME, help=command.HELP, description=command.__doc__, parents=[common],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        command.add_arguments(p)
+        p.set_defaults(run=command.run)
     return ap
+
+
+def setup_logging(verbose: bool) -> None:
+    if not verbose:
+        import warnings
+
+        # fairseq builds its convolutions with the old weight-norm API and torch says so on every model
+        warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.nn\.utils\.weight_norm")
+        warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not verbose:  # fairseq logs every config it builds at INFO
+        for noisy in ("fairseq", "hydra", "numba"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 def main(argv=None) -> int:
@@ -21,7 +54,24 @@ def main(argv=None) -> int:
     if args.command is None:
         ap.print_help()
         return 2
-    return 0
+    setup_logging(args.verbose)
+    if args.trust_checkpoint:
+        from .checkpoint_policy import TRUST_ENV
+
+        os.environ[TRUST_ENV] = "1"
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("textless-stack: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if args.verbose:
+            raise
+        from .errors import EXPECTED
+
+        detail = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
+        print(f"textless-stack: error: {' '.join(detail.split())}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,284 @@
+"""Load fairseq checkpoints of every vintage, losslessly and safely.
+
+Every entrypoint loads models through `load_model`, never through
+`checkpoint_utils.load_model_ensemble_and_task` directly, because that path:
+- cannot tell a truncated file from a hostile one (we verify known files by sha256 and
+  unpickle under an allowlist, see checkpoint_policy);
+- lets `strict=False` workarounds drop weights silently (we load strictly, always);
+- trips over checkpoints from other fairseq versions (we upgrade them first, logging each change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import logging
+import re
+import typing
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import registry
+from .checkpoint_policy import UnsafeCheckpoint, torch_load
+
+log = logging.getLogger(__name__)
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be loaded faithfully; the message says why and what to do."""
+
+
+@dataclass
+class Loaded:
+    model: torch.nn.Module
+    cfg: Any                 # fairseq's DictConfig (task, model, ...)
+    task: Any
+    path: Path
+    upgrades: list[str] = field(default_factory=list)
+
+
+_WEIGHT_NORM_PARAMETRIZATION = re.compile(r"^(.*)\.parametrizations\.weight\.original([01])$")
+_BATCHNORM_POS_CONV = re.compile(r"^encoder\.pos_conv\.\d+\.running_mean$")
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
+    """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode."""
+    path = Path(path)
+    state = read_checkpoint(path)
+    upgrades: list[str] = []
+    cfg = _config(state, path, upgrades)
+    task, model = _build(cfg, state, path)
+    weights = _upgrade_weights(state["model"], model.state_dict(), upgrades)
+    _load_strict(model, weights, cfg, path)
+    for line in upgrades:
+        log.info("%s: %s", path.name, line)
+    return Loaded(model=model.eval().to(device), cfg=cfg, task=task, path=path, upgrades=upgrades)
+
+
+# --- reading ------------------------------------------------------------------------------
+
+
+def read_checkpoint(path: Path) -> dict:
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file")
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    verify_known(path)
+    try:
+        state = torch_load(str(path), map_location="cpu")
+    except UnsafeCheckpoint as e:
+        raise CheckpointError(str(e)) from None
+    except (EOFError, RuntimeError, zipfile.BadZipFile, ValueError, OSError) as e:
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
+    except Exception as e:  # any other unpickling failure of a non-checkpoint file
+        raise CheckpointError(f"{path}: not a readable checkpoint: {type(e).__name__}: {e}") from None
+    if not isinstance(state, dict) or "model" not in state or not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: not a fairseq checkpoint (no 'model' weights in it)")
+    return state
+
+
+def verify_known(path: Path) -> None:
+    """A file named like a registry model must be that model, byte for byte."""
+    known = registry.by_fname(path.name)
+    if known is None:
+        return
+    digest = sha256_file(path)
+    if digest != known.sha256:
+        raise CheckpointError(
+            f"{path}: sha256 {digest[:16]}... does not match registry model {known.name!r} "
+            f"({known.sha256[:16]}...): refusing to unpickle it. Delete it and run "
+            f"`textless-stack models fetch {known.name}`."
+        )
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# --- configuration -----------------------------------------------------------------------
+
+
+def _config(state: dict, path: Path, upgrades: list[str]):
+    from fairseq import checkpoint_utils
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+    from omegaconf import OmegaConf
+
+    args, cfg = state.get("args"), state.get("cfg")
+    if args is not None:
+        upgrades.append("args-style checkpoint (argparse.Namespace): converted to a config")
+        _check_representable(vars(args), state["model"], path)
+        _normalise_namespace(args, upgrades)
+        state["cfg"] = None
+        state = checkpoint_utils._upgrade_state_dict(state)  # fairseq's own args -> cfg upgrades
+        return state["cfg"] if state.get("cfg") is not None else convert_namespace_to_omegaconf(args)
+    if cfg is None:
+        raise CheckpointError(f"{path}: neither 'args' nor 'cfg' in the checkpoint: not a fairseq checkpoint")
+    if OmegaConf.is_config(cfg):
+        cfg = OmegaConf.to_container(cfg)
+    _check_representable(cfg.get("model") or {}, state["model"], path)
+    for section in ("model", "task"):
+        if isinstance(cfg.get(section), dict):
+            cfg[section] = _normalise_section(cfg[section], section, path, upgrades)
+    state["cfg"] = _omegaconf_create(cfg)
+    return checkpoint_utils._upgrade_state_dict(state)["cfg"]
+
+
+def _omegaconf_create(cfg: dict):
+    # fairseq's own loader does the same: old configs hold Namespace values (e.g. w2v_args)
+    from omegaconf import OmegaConf, _utils
+
+    original = _utils.is_primitive_type
+    _utils.is_primitive_type = lambda _: True
+    try:
+        created = OmegaConf.create(cfg)
+    finally:
+        _utils.is_primitive_type = original
+    OmegaConf.set_struct(created, True)
+    return created
+
+
+def _dataclass_for(section: str, name: str | None):
+    from fairseq.models import MODEL_DATACLASS_REGISTRY
+    from fairseq.tasks import TASK_DATACLASS_REGISTRY
+
+    table = MODEL_DATACLASS_REGISTRY if section == "model" else TASK_DATACLASS_REGISTRY
+    return table.get(name)
+
+
+def _unknown_type(section: str, name, path: Path) -> CheckpointError:
+    from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_REGISTRY
+
+    known = sorted(set(MODEL_REGISTRY) | set(ARCH_MODEL_REGISTRY)) if section == "model" else []
+    hint = f" (this fairseq knows e.g. {', '.join(k for k in known if 'hubert' in k or 'wav2vec' in k)})" if known else ""
+    return CheckpointError(f"{path}: unknown {section} type {name!r}{hint}")
+
+
+def _normalise_section(section_cfg: dict, section: str, path: Path, upgrades: list[str]) -> dict:
+    """Coerce integral floats in int fields; drop keys this fairseq does not know."""
+    name = section_cfg.get("_name")
+    dc = _dataclass_for(section, name)
+    if dc is None:
+        raise _unknown_type(section, name, path)
+    fields = {f.name: f for f in dataclasses.fields(dc)}
+    unknown = sorted(k for k in section_cfg if k != "_name" and k not in fields)
+    if unknown:
+        log.warning("%s: %s config keys unknown to this fairseq, dropped: %s", path.name, section, ", ".join(unknown))
+        upgrades.append(f"{section}: dropped unknown config keys {unknown}")
+    out = {k: v for k, v in section_cfg.items() if k not in unknown}
+    hints = typing.get_type_hints(dc)
+    for key, value in list(out.items()):
+        if key in fields and _is_int_field(hints.get(key)):
+            out[key] = _coerce_int(value, f"{section}.{key}", path, upgrades)
+    return out
+
+
+def _normalise_namespace(args, upgrades: list[str]) -> None:
+    for section, name in (("model", getattr(args, "arch", None)), ("task", getattr(args, "task", None))):
+        dc = _dataclass_for(section, name) or (_dataclass_for("model", _model_of_arch(name)) if section == "model" else None)
+        if dc is None:
+            continue
+        hints = typing.get_type_hints(dc)
+        for f in dataclasses.fields(dc):
+            if hasattr(args, f.name) and _is_int_field(hints.get(f.name)):
+                setattr(args, f.name, _coerce_int(getattr(args, f.name), f"args.{f.name}", None, upgrades))
+
+
+def _model_of_arch(arch):
+    from fairseq.models import ARCH_MODEL_NAME_REGISTRY
+
+    return ARCH_MODEL_NAME_REGISTRY.get(arch)
+
+
+def _is_int_field(hint) -> bool:
+    return hint is int or (typing.get_origin(hint) is typing.Union and int in typing.get_args(hint)
+                           and float not in typing.get_args(hint))
+
+
+def _coerce_int(value, where: str, path: Path | None, upgrades: list[str]):
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise CheckpointError(f"{path or 'checkpoint'}: {where} is {value!r}, but this fairseq declares it int "
+                                  "and the value is not integral: refusing to round it")
+        upgrades.append(f"{where}: {value!r} -> {int(value)} (int field)")
+        return int(value)
+    return value
+
+
+def _check_representable(model_cfg, weights: dict, path: Path) -> None:
+    if (model_cfg or {}).get("conv_pos_batch_norm") or any(_BATCHNORM_POS_CONV.match(k) for k in weights):
+        raise CheckpointError(
+            f"{path}: this checkpoint's positional convolution is BatchNorm + Conv1d (conv_pos_batch_norm, "
+            "e.g. mhubert-base-25hz). fairseq dd106d9 cannot represent it; it needs fairseq 4db26494 (2023-08) "
+            "or later. Refusing rather than loading it with missing weights."
+        )
+
+
+# --- model and weights --------------------------------------------------------------------
+
+
+def _build(cfg, state: dict, path: Path):
+    from fairseq import tasks
+    from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_DATACLASS_REGISTRY
+
+    model_name = cfg.model.get("_name") if cfg.get("model") is not None else None
+    if model_name not in MODEL_DATACLASS_REGISTRY and model_name not in ARCH_MODEL_REGISTRY:
+        raise _unknown_type("model", model_name, path)
+    task = tasks.setup_task(cfg.task)
+    if "task_state" in state:
+        task.load_state_dict(state["task_state"])
+    return task, task.build_model(cfg.model)
+
+
+def _upgrade_weights(saved: dict, expected: dict, upgrades: list[str]) -> dict:
+    out = {}
+    renamed = 0
+    for key, value in saved.items():
+        m = _WEIGHT_NORM_PARAMETRIZATION.match(key)
+        if m:
+            key = f"{m.group(1)}.weight_{'g' if m.group(2) == '0' else 'v'}"
+            renamed += 1
+        out[key] = value
+    if renamed:
+        upgrades.append(f"weight norm: {renamed} parametrization tensors renamed to weight_g/weight_v")
+    for key in [k for k in out if k.endswith(".weight_g")]:
+        v_key = key[: -len("_g")] + "_v"
+        if key in expected and v_key in out and out[key].shape != expected[key].shape:
+            old, new = _norm_dim(out[key].shape), _norm_dim(expected[key].shape)
+            if old is None or new is None:
+                continue  # not a weight-norm layout change: the strict load names it
+            # w = g * v / ||v|| is what the layer computes; re-split it for fairseq's dim, losslessly
+            w = torch._weight_norm(out[v_key], out[key], old)
+            out[key], out[v_key] = torch.norm_except_dim(w, 2, new), w
+            upgrades.append(f"{key}: weight norm over dim {old} re-expressed over dim {new} "
+                            "(fairseq's layout) through the effective weight")
+    return out
+
+
+def _norm_dim(g_shape):
+    dims = [i for i, n in enumerate(g_shape) if n != 1]
+    return dims[0] if len(dims) == 1 else None
+
+
+def _load_strict(model: torch.nn.Module, weights: dict, cfg, path: Path) -> None:
+    try:
+        result = model.load_state_dict(weights, strict=False, model_cfg=cfg.model)
+    except RuntimeError as e:
+        raise CheckpointError(f"{path}: weights do not fit the model: {' '.join(str(e).split())[:600]}") from None
+    missing, unexpected = list(result.missing_keys), list(result.unexpected_keys)
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"missing keys {missing}")
+        if unexpected:
+            parts.append(f"unexpected keys {unexpected}")
+        raise CheckpointError(f"{path}: refusing a partial load (no weight may be lost or left random): "
+                              + "; ".join(parts))
