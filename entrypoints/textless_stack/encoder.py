@@ -1,0 +1,158 @@
+"""Dense features from a HuBERT / wav2vec 2.0 model, many files per forward pass, padding-exact.
+
+Naive zero-padded batching changes HuBERT features: the first convolution's GroupNorm
+normalises over time, so padding shifts its statistics, and fairseq's frame padding mask
+can leave a frame valid that the unbatched model never produced. Here:
+- the conv feature extractor runs layer by layer, GroupNorm statistics over valid samples only;
+- the frame mask comes from the conv arithmetic (no conv padding: a valid frame sees only valid samples);
+- the transformer gets that mask (fairseq zeroes padded frames before pos_conv and masks attention).
+The result equals the per-file reference (textlesslib's HubertFeatureReader) to float rounding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# textlesslib's HubertFeatureReader: 100 s chunks, each encoded on its own
+MAX_CHUNK = 100 * 16000
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    """The conv feature extractor's (kernel, stride) stack: receptive field and frame counts."""
+
+    layers: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def of(cls, model) -> "ConvGeometry":
+        convs = [m[0] for m in model.feature_extractor.conv_layers]
+        return cls(tuple((c.kernel_size[0], c.stride[0]) for c in convs))
+
+    def frames(self, samples: int) -> int:
+        for k, s in self.layers:
+            samples = (samples - k) // s + 1 if samples >= k else 0
+        return samples
+
+    @property
+    def receptive_field(self) -> int:
+        field = 1
+        for k, s in reversed(self.layers):
+            field = (field - 1) * s + k
+        return field
+
+    @property
+    def hop(self) -> int:
+        hop = 1
+        for _, s in self.layers:
+            hop *= s
+        return hop
+
+
+class DenseEncoder:
+    """Wraps a loaded fairseq HuBERT / wav2vec 2.0 model for feature extraction."""
+
+    def __init__(self, model, layer: int | None, normalize: bool, device: torch.device, dtype: str = "fp32",
+                 max_chunk: int = MAX_CHUNK):
+        self.model = model.to(device).eval()
+        self.layer = layer
+        self.normalize = normalize
+        self.device = device
+        self.dtype = dtype
+        self.max_chunk = max_chunk
+        self.geometry = ConvGeometry.of(model)
+
+    # --- public ---------------------------------------------------------------------------
+
+    def chunks(self, wav: torch.Tensor) -> list[torch.Tensor]:
+        """Split one (normalised) waveform into the chunks the reference encodes separately."""
+        if self.normalize:
+            wav = F.layer_norm(wav, wav.shape)
+        pieces = [wav[start:start + self.max_chunk] for start in range(0, wav.numel(), self.max_chunk)]
+        # a tail shorter than the receptive field yields no frame (the reference would fail on it)
+        return [p for p in pieces if self.geometry.frames(p.numel()) > 0]
+
+    @torch.inference_mode()
+    def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Features [frames, dim] (float32, on CPU) for each 1-D chunk, in one padded forward pass."""
+        lengths = torch.tensor([c.numel() for c in chunks])
+        batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
+        for i, c in enumerate(chunks):
+            batch[i, : c.numel()] = c
+        batch = batch.to(self.device, non_blocking=True)
+        with self._autocast():
+            x, frames = self._features(batch, lengths.to(self.device))
+        x = x.float().cpu()
+        return [x[i, : int(n)] for i, n in enumerate(frames.cpu())]
+
+    # --- the model, padding-exact ---------------------------------------------------------
+
+    def _autocast(self):
+        if self.dtype == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+
+    def _features(self, source: torch.Tensor, lengths: torch.Tensor):
+        m = self.model
+        x, frames = self._conv_features(source, lengths)
+        x = m.layer_norm(x.transpose(1, 2))
+        if m.post_extract_proj is not None:
+            x = m.post_extract_proj(x)
+        padded = torch.arange(x.shape[1], device=x.device)[None, :] >= frames[:, None]
+        layer = None if self.layer is None else self.layer - 1
+        x, _ = m.encoder(x, padding_mask=padded if padded.any() else None, layer=layer)
+        return x, frames
+
+    def _conv_features(self, source: torch.Tensor, lengths: torch.Tensor):
+        x = source.unsqueeze(1)
+        valid = lengths
+        for block, (k, s) in zip(self.model.feature_extractor.conv_layers, self.geometry.layers):
+            valid = torch.div(valid - k, s, rounding_mode="floor") + 1
+            for module in block:
+                if isinstance(module, nn.GroupNorm):
+                    x = _masked_group_norm(module, x, valid)
+                else:
+                    x = module(x)
+        return x, valid
+
+
+def _masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """GroupNorm over time that sees only each item's valid frames (fp32, like fairseq's Fp32GroupNorm)."""
+    b, c, t = x.shape
+    g = gn.num_groups
+    xf = x.float().reshape(b, g, c // g, t)
+    mask = (torch.arange(t, device=x.device)[None, :] < valid[:, None]).to(xf.dtype)[:, None, None, :]
+    count = (valid.to(xf.dtype) * (c // g))[:, None, None, None]
+    mean = (xf * mask).sum(dim=(2, 3), keepdim=True) / count
+    var = (((xf - mean) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / count
+    y = ((xf - mean) / torch.sqrt(var + gn.eps)).reshape(b, c, t)
+    if gn.affine:
+        y = y * gn.weight.float()[None, :, None] + gn.bias.float()[None, :, None]
+    return y.type_as(x)
+
+
+@torch.inference_mode()
+def reference_features(model, wav: torch.Tensor, layer: int | None, normalize: bool,
+                       max_chunk: int = MAX_CHUNK) -> torch.Tensor:
+    """textlesslib's HubertFeatureReader loop: one file, unbatched, fp32, chunk by chunk."""
+    from fairseq.models.hubert.hubert import HubertModel
+
+    if normalize:
+        wav = F.layer_norm(wav, wav.shape)
+    wav = wav.view(1, -1)
+    out = []
+    for start in range(0, wav.size(1), max_chunk):
+        chunk = wav[:, start:start + max_chunk]
+        if isinstance(model, HubertModel):
+            feat, _ = model.extract_features(source=chunk, padding_mask=None, mask=False, output_layer=layer)
+        else:
+            feat = model.extract_features(chunk, padding_mask=None, mask=False,
+                                          layer=None if layer is None else layer - 1)["x"]
+        out.append(feat)
+    return torch.cat(out, 1).squeeze(0)

@@ -1,0 +1,118 @@
+"""Everything written to disk: atomically (temp file + rename), so a killed run leaves no partial output.
+
+Per finished file, one "part" per product (features .npy, units .json, error .json). A rerun skips
+files whose parts exist. At the end of a shard, parts are assembled (in input order) into
+fairseq's dump format ({split}_{rank}_{nshard}.npy + .len) and JSONL files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+PARTS = ".parts"
+
+
+@contextmanager
+def atomic(path: Path, mode: str = "wb"):
+    """Write to a temp file beside `path`, fsync, then rename over it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_npy(path: Path, array: np.ndarray) -> None:
+    with atomic(path) as f:
+        np.save(f, array)
+
+
+def save_json(path: Path, record: dict) -> None:
+    with atomic(path, "w") as f:
+        json.dump(record, f)
+
+
+class Layout:
+    """Where each product of one run (one shard) goes under the output directory."""
+
+    def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int):
+        self.out, self.features, self.units = out, features, units
+        self.stem = f"{split}_{rank}_{nshard}"
+
+    def _key_path(self, root: Path, key: str, suffix: str) -> Path:
+        return root / (str(Path(key).with_suffix("")) + suffix)
+
+    def features_part(self, key: str) -> Path:
+        root = self.out / "features" if self.features == "npy" else self.out / PARTS / "features"
+        return self._key_path(root, key, ".npy")
+
+    def units_part(self, key: str) -> Path:
+        return self._key_path(self.out / PARTS / "units", key, ".json")
+
+    def error_part(self, key: str) -> Path:
+        return self._key_path(self.out / PARTS / "errors", key, ".json")
+
+    def done(self, key: str) -> bool:
+        return ((self.features == "none" or self.features_part(key).exists())
+                and (not self.units or self.units_part(key).exists()))
+
+    @property
+    def dump(self) -> tuple[Path, Path]:
+        return self.out / f"{self.stem}.npy", self.out / f"{self.stem}.len"
+
+    @property
+    def units_jsonl(self) -> Path:
+        return self.out / f"{self.stem}.units.jsonl"
+
+    @property
+    def errors_jsonl(self) -> Path:
+        return self.out / f"{self.stem}.errors.jsonl"
+
+    # --- assembly at the end of a shard ---------------------------------------------------
+
+    def assemble(self, keys: list[str]) -> None:
+        ok = [k for k in keys if self.done(k)]
+        if self.features == "dump":
+            self._assemble_dump(ok)
+        if self.units:
+            self._assemble_jsonl(self.units_jsonl, [self.units_part(k) for k in ok])
+        errors = [self.error_part(k) for k in keys if not self.done(k) and self.error_part(k).exists()]
+        if errors or self.errors_jsonl.exists():
+            self._assemble_jsonl(self.errors_jsonl, errors)
+
+    def _assemble_dump(self, keys: list[str]) -> None:
+        arrays = [np.load(self.features_part(k), mmap_mode="r") for k in keys]
+        npy, lens = self.dump
+        dim = arrays[0].shape[1] if arrays else 0
+        total = sum(a.shape[0] for a in arrays)
+        dtype = arrays[0].dtype if arrays else np.float32
+        npy.parent.mkdir(parents=True, exist_ok=True)
+        tmp = npy.with_name(f".{npy.name}.tmp.npy")
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, dim))
+        offset = 0
+        for a in arrays:
+            out[offset:offset + a.shape[0]] = a
+            offset += a.shape[0]
+        out.flush()
+        del out
+        os.replace(tmp, npy)
+        with atomic(lens, "w") as f:
+            f.write("".join(f"{a.shape[0]}\n" for a in arrays))
+
+    @staticmethod
+    def _assemble_jsonl(path: Path, parts: list[Path]) -> None:
+        with atomic(path, "w") as f:
+            for part in parts:
+                f.write(part.read_text().strip() + "\n")

@@ -1,0 +1,215 @@
+"""The `features` job: items -> audio -> batches -> model -> (quantizer) -> parts -> assembled outputs.
+
+One direction only. Decoding runs one batch ahead in a thread while the model works.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import audio, inputs, outputs
+from .audio import AudioError
+from .encoder import DenseEncoder
+
+log = logging.getLogger(__name__)
+
+# seconds of (padded) audio per forward pass, by device: batching must never slow a device down.
+# On CPU one file per pass is already at the matmul limit (padding would only add work).
+DEFAULT_BATCH_SECONDS = {"cpu": 0.0, "cuda": 400.0}
+
+
+@dataclass
+class Job:
+    items: list[inputs.Item]
+    layout: outputs.Layout
+    encoder: DenseEncoder
+    quantizer: object | None = None
+    deduplicate: bool = False
+    save_dtype: str = "float32"
+    batch_seconds: float = 0.0
+    progress: bool = True
+
+
+@dataclass
+class Summary:
+    files: int = 0
+    done_before: int = 0
+    failed: int = 0
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        rate = self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
+        return (f"features: {self.files} files ({self.files - self.done_before - self.failed} extracted, "
+                f"{self.done_before} already done, {self.failed} failed), "
+                f"{self.audio_seconds / 3600:.3f} h of audio in {self.wall_seconds:.1f} s "
+                f"({rate:.1f} audio-s/s)")
+
+
+@dataclass
+class _Planned:
+    item: inputs.Item
+    samples: int
+
+
+def run(job: Job) -> Summary:
+    started = time.perf_counter()
+    summary = Summary(files=len(job.items))
+    todo = [it for it in job.items if not job.layout.done(it.key)]
+    summary.done_before = len(job.items) - len(todo)
+    if summary.done_before:
+        log.info("%d of %d files already done (outputs exist): skipped", summary.done_before, len(job.items))
+    planned = []
+    for item in todo:
+        try:
+            planned.append(_Planned(item, _samples_at_16k(item)))
+        except AudioError as e:
+            _fail(job, summary, item, str(e))
+    batches = _plan(planned, job.batch_seconds, job.encoder.max_chunk)
+    total = sum(p.samples for p in planned) / audio.SAMPLE_RATE
+    with _progress(total, job.progress) as bar, ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_decode, batches[0]) if batches else None
+        for i in range(len(batches)):
+            decoded = pending.result()
+            pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
+            for item, error in decoded.errors:
+                _fail(job, summary, item, error)
+            if decoded.ok:
+                _encode_and_write(job, summary, decoded.ok)
+            bar.update(sum(p.samples for p in batches[i]) / audio.SAMPLE_RATE)
+    job.layout.assemble([it.key for it in job.items])
+    summary.wall_seconds = time.perf_counter() - started
+    return summary
+
+
+def _samples_at_16k(item: inputs.Item) -> int:
+    if item.samples is not None:
+        return item.samples
+    if not item.path.exists():
+        raise AudioError("no such file")
+    frames, rate = audio.info(item.path)
+    if frames <= 0:
+        raise AudioError("empty: no audio samples")
+    return math.ceil(frames * audio.SAMPLE_RATE / rate)
+
+
+def _plan(planned: list[_Planned], batch_seconds: float, max_chunk: int) -> list[list[_Planned]]:
+    """Files sorted by length, grouped while rows x longest row (the padded batch) fits the budget."""
+    budget = batch_seconds * audio.SAMPLE_RATE
+    batches, current, rows, longest = [], [], 0, 0
+    for p in sorted(planned, key=lambda p: p.samples):
+        p_rows, p_longest = max(1, math.ceil(p.samples / max_chunk)), min(p.samples, max_chunk)
+        if current and (rows + p_rows) * max(longest, p_longest) > budget:
+            batches.append(current)
+            current, rows, longest = [], 0, 0
+        current.append(p)
+        rows, longest = rows + p_rows, max(longest, p_longest)
+    if current:
+        batches.append(current)
+    return batches
+
+
+@dataclass
+class _Decoded:
+    ok: list[tuple[inputs.Item, torch.Tensor]]
+    errors: list[tuple[inputs.Item, str]]
+
+
+def _decode(batch: list[_Planned]) -> _Decoded:
+    ok, errors = [], []
+    for p in batch:
+        try:
+            ok.append((p.item, audio.load(p.item.path)))
+        except AudioError as e:
+            errors.append((p.item, str(e)))
+    return _Decoded(ok, errors)
+
+
+def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item, torch.Tensor]]) -> None:
+    enc = job.encoder
+    usable, rows, owners = [], [], []
+    for item, wav in batch:
+        if enc.geometry.frames(wav.numel()) == 0:
+            _fail(job, summary, item, f"too short: {wav.numel()} samples, shorter than the model's receptive "
+                                      f"field ({enc.geometry.receptive_field} samples at 16 kHz)")
+            continue
+        chunks = enc.chunks(wav)
+        usable.append((item, wav))
+        rows.extend(chunks)
+        owners.extend([len(usable) - 1] * len(chunks))
+    if not usable:
+        return
+    try:
+        feats = enc.encode(rows)
+    except RuntimeError as e:  # e.g. out of memory: retry file by file, so one file cannot sink a batch
+        if len(usable) == 1:
+            _fail(job, summary, usable[0][0], f"model failed: {str(e).splitlines()[0]}")
+            return
+        log.warning("batch of %d files failed (%s): retrying one by one", len(usable), str(e).splitlines()[0])
+        for one in usable:
+            _encode_and_write(job, summary, [one])
+        return
+    per_file = [[] for _ in usable]
+    for owner, f in zip(owners, feats):
+        per_file[owner].append(f)
+    for (item, wav), parts in zip(usable, per_file):
+        features = torch.cat(parts, 0)
+        _write(job, item, features)
+        summary.audio_seconds += wav.numel() / audio.SAMPLE_RATE
+
+
+def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
+    layout = job.layout
+    if job.quantizer is not None:
+        units = job.quantizer(features)
+        record = {"path": item.key, **item.extra}
+        if job.deduplicate:
+            record["units"], record["durations"] = _dedup(units)
+        else:
+            record["units"] = units.tolist()
+        outputs.save_json(layout.units_part(item.key), record)
+    if layout.features != "none":
+        outputs.save_npy(layout.features_part(item.key), features.numpy().astype(job.save_dtype))
+    layout.error_part(item.key).unlink(missing_ok=True)
+
+
+def _dedup(units: np.ndarray):
+    from .kmeans import deduplicate
+
+    return deduplicate(units)
+
+
+def _fail(job: Job, summary: Summary, item: inputs.Item, reason: str) -> None:
+    summary.failed += 1
+    summary.failures.append((item.key, reason))
+    log.error("%s: %s", item.key, reason)
+    outputs.save_json(job.layout.error_part(item.key), {"path": item.key, "error": reason})
+
+
+class _progress:
+    """tqdm in audio-seconds; quiet refreshes when stderr is not a terminal (SLURM logs)."""
+
+    def __init__(self, total: float, enabled: bool):
+        import sys
+
+        from tqdm import tqdm
+
+        interactive = sys.stderr.isatty()
+        self.bar = tqdm(total=round(total, 1), unit="audio-s", unit_scale=False, disable=not enabled,
+                        mininterval=0.5 if interactive else 30, dynamic_ncols=interactive,
+                        bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} audio-s [{elapsed}<{remaining}, {rate_fmt}]")
+
+    def __enter__(self):
+        return self.bar
+
+    def __exit__(self, *exc):
+        self.bar.close()

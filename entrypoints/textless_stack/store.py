@@ -1,0 +1,104 @@
+"""The model cache: where registry models live on disk, and how they get there (atomically, verified).
+
+Location: $TEXTLESS_STACK_MODELS, else $XDG_CACHE_HOME/textless-stack/models, else
+~/.cache/textless-stack/models. Never inside the image: bind or point it at scratch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from . import registry
+from .loader import sha256_file
+
+log = logging.getLogger(__name__)
+
+OFFLINE_ENV = "TEXTLESS_STACK_OFFLINE"
+
+
+class ModelUnavailable(Exception):
+    pass
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TEXTLESS_STACK_MODELS"):
+        return Path(os.environ["TEXTLESS_STACK_MODELS"])
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "textless-stack" / "models"
+
+
+def path_of(name: str) -> Path:
+    return cache_dir() / get(name).fname
+
+
+def get(name: str) -> registry.Model:
+    try:
+        return registry.MODELS[name]
+    except KeyError:
+        raise ModelUnavailable(f"unknown model {name!r}; `textless-stack models list` shows the registry") from None
+
+
+def fetch(name: str, progress: bool = True) -> Path:
+    """Download `name` into the cache unless it is there and verified; return its path."""
+    model = get(name)
+    dest = path_of(name)
+    if dest.exists() and sha256_file(dest) == model.sha256:
+        return dest
+    if os.environ.get(OFFLINE_ENV) == "1":
+        raise ModelUnavailable(_offline_message(name, dest))
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(dest.name + f".partial-{os.getpid()}")
+    log.info("downloading %s -> %s", model.url, dest)
+    try:
+        with urllib.request.urlopen(model.url, timeout=60) as response, open(partial, "wb") as out:
+            _copy(response, out, int(response.headers.get("Content-Length") or 0), model.name, progress)
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        partial.unlink(missing_ok=True)
+        raise ModelUnavailable(f"{_offline_message(name, dest)} (download failed: {getattr(e, 'reason', e)})") from None
+    digest = sha256_file(partial)
+    if digest != model.sha256:
+        partial.unlink()
+        raise ModelUnavailable(f"{name}: downloaded file has sha256 {digest}, expected {model.sha256}: discarded")
+    os.replace(partial, dest)
+    return dest
+
+
+def resolve(name_or_path: str) -> Path:
+    """A registry name (fetched if needed) or a path to a checkpoint file."""
+    if name_or_path in registry.MODELS:
+        model = registry.MODELS[name_or_path]
+        if model.unsupported:
+            raise ModelUnavailable(f"{name_or_path}: cannot be loaded by this image: {model.unsupported}")
+        return fetch(name_or_path)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise ModelUnavailable(f"{name_or_path}: neither a registry model nor an existing file")
+    return path
+
+
+def verify(name: str) -> str:
+    dest = path_of(name)
+    if not dest.exists():
+        return "absent"
+    return "ok" if sha256_file(dest) == get(name).sha256 else "CORRUPT"
+
+
+def _offline_message(name: str, dest: Path) -> str:
+    return (f"model {name!r} is not in the cache ({dest}) and cannot be downloaded here; fetch it where there is "
+            f"network (e.g. a login node) with `textless-stack models fetch {name}` into the same "
+            f"TEXTLESS_STACK_MODELS directory")
+
+
+def _copy(src, dst, total: int, label: str, progress: bool) -> None:
+    from tqdm import tqdm
+
+    with tqdm(total=total or None, unit="B", unit_scale=True, desc=label, disable=not progress) as bar:
+        while block := src.read(1 << 20):
+            dst.write(block)
+            bar.update(len(block))
+    dst.flush()
+    os.fsync(dst.fileno())
