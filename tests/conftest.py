@@ -11,6 +11,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "env"))  # pins, patcher: stdlib tools, not installed
+sys.path.insert(0, str(REPO / "tests"))  # support.py
 
 TEXTLESSLIB_MISSING = "textlesslib source not available"
 
