@@ -60,7 +60,10 @@ class DenseEncoder:
 
     def __init__(self, model, layer: int | None, normalize: bool, device: torch.device, dtype: str = "fp32",
                  max_chunk: int = MAX_CHUNK):
-        self.model = model.to(device).eval()
+        # reduced precision: on CPU the weights themselves are cast (autocast would re-cast every weight on
+        # every pass, which costs as much as the matmuls gain; bf16 keeps fp32's range). On CUDA, autocast.
+        self.cast = dtype != "fp32" and device.type == "cpu"
+        self.model = model.to(device=device, dtype=DTYPES[dtype] if self.cast else None).eval()
         self.layer = layer
         self.normalize = normalize
         self.device = device
@@ -85,7 +88,7 @@ class DenseEncoder:
         batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
         for i, c in enumerate(chunks):
             batch[i, : c.numel()] = c
-        batch = batch.to(self.device, non_blocking=True)
+        batch = batch.to(self.device, dtype=next(self.model.parameters()).dtype, non_blocking=True)
         with self._autocast():
             x, frames = self._features(batch, lengths.to(self.device))
         x = x.float().cpu()
@@ -94,7 +97,7 @@ class DenseEncoder:
     # --- the model, padding-exact ---------------------------------------------------------
 
     def _autocast(self):
-        if self.dtype == "fp32":
+        if self.dtype == "fp32" or self.cast:
             return contextlib.nullcontext()
         return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
 
@@ -123,18 +126,19 @@ class DenseEncoder:
 
 
 def _masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """GroupNorm over time that sees only each item's valid frames (fp32, like fairseq's Fp32GroupNorm)."""
-    b, c, t = x.shape
-    g = gn.num_groups
-    xf = x.float().reshape(b, g, c // g, t)
-    mask = (torch.arange(t, device=x.device)[None, :] < valid[:, None]).to(xf.dtype)[:, None, None, :]
-    count = (valid.to(xf.dtype) * (c // g))[:, None, None, None]
-    mean = (xf * mask).sum(dim=(2, 3), keepdim=True) / count
-    var = (((xf - mean) * mask) ** 2).sum(dim=(2, 3), keepdim=True) / count
-    y = ((xf - mean) / torch.sqrt(var + gn.eps)).reshape(b, c, t)
-    if gn.affine:
-        y = y * gn.weight.float()[None, :, None] + gn.bias.float()[None, :, None]
-    return y.type_as(x)
+    """GroupNorm over time that sees only each item's valid frames: the module itself, item by item.
+
+    Unpadded items (and batches of one) take the fused kernel on the whole tensor; a padded item
+    is normalised on its valid prefix alone, exactly as the unbatched model would see it.
+    """
+    t = x.shape[-1]
+    lengths = valid.tolist()
+    if all(n == t for n in lengths):
+        return gn(x)
+    out = torch.zeros_like(x)
+    for i, n in enumerate(lengths):
+        out[i:i + 1, :, :n] = gn(x[i:i + 1, :, :n])
+    return out
 
 
 @torch.inference_mode()

@@ -21,6 +21,14 @@ TINY_ENCODER = dict(
 )
 
 
+# HuBERT base's architecture (hubert_base_ls960.pt), for speed measurements with random weights
+HUBERT_BASE = dict(
+    encoder_layers=12, encoder_embed_dim=768, encoder_ffn_embed_dim=3072, encoder_attention_heads=12,
+    conv_feature_layers="[(512, 10, 5)] + [(512, 3, 2)] * 4 + [(512, 2, 2)] * 2", conv_pos=128,
+    conv_pos_groups=16, final_dim=256,
+)
+
+
 def build(kind: str = "hubert", seed: int = 0, normalize: bool = False, **overrides):
     """Return (model, task, cfg) for a tiny model of `kind` ('hubert' or 'wav2vec2')."""
     from fairseq import tasks
