@@ -92,6 +92,10 @@ $(BUILD_DIR)/py%/.stamp: $(UV) env/pins.toml $(WHEELS)/fairseq.stamp
 .PHONY: check-pythons
 check-pythons: $(foreach v,$(PIN_CHECK_PYTHONS),$(BUILD_DIR)/py$(v)/.stamp) ## environments for the Python 3.11/3.12 checks
 
+.PHONY: demo
+demo: venv ## main job: extract HuBERT features and units from the bundled sample speech (into $(BUILD_DIR)/demo)
+	$(VENV)/bin/textless-stack demo --output $(BUILD_DIR)/demo
+
 # --- tests -----------------------------------------------------------------------------
 PYTEST_ARGS ?=
 

@@ -204,7 +204,7 @@ class _progress:
         from tqdm import tqdm
 
         interactive = sys.stderr.isatty()
-        self.bar = tqdm(total=round(total, 1), unit="audio-s", unit_scale=False, disable=not enabled,
+        self.bar = tqdm(total=total, unit="audio-s", unit_scale=False, disable=not enabled,
                         mininterval=0.5 if interactive else 30, dynamic_ncols=interactive,
                         bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} audio-s [{elapsed}<{remaining}, {rate_fmt}]")
 
