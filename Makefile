@@ -24,6 +24,10 @@ $(BUILD_DIR)/pins.mk: env/pins.toml env/pins.py
 # The interpreter the stack targets: $(PYTHON_STACK), else pyenv's, else python3.10 on PATH.
 PYTHON_STACK ?= $(shell p=$$(pyenv prefix $(PIN_PYTHON) 2>/dev/null) && echo $$p/bin/python$(PIN_PYTHON) || command -v python$(PIN_PYTHON))
 
+# The image variant (env/pins.toml [variants]); the local environment uses its lock too.
+VARIANT ?= $(PIN_DEFAULT_VARIANT)
+RUNTIME_LOCK = env/locks/runtime-$(VARIANT).txt
+
 # Local upstream sources (optional): FAIRSEQ_SRC=/path/to/fairseq TEXTLESSLIB_SRC=/path/to/textlesslib
 export FAIRSEQ_SRC TEXTLESSLIB_SRC
 
@@ -41,7 +45,7 @@ $(UV): $(BUILD_DIR)/pins.mk
 tools: $(UV) ## bootstrap the build tools (uv) under $(BUILD_DIR)
 
 .PHONY: lock
-lock: $(UV) ## re-resolve env/locks/*.txt from env/pins.toml (hash-locked, linux x86_64, Python 3.10)
+lock: $(UV) ## re-resolve env/locks/*.txt from env/pins.toml (hash-locked, linux x86_64, Python 3.10, per variant)
 	time $(HOST_PYTHON) env/lock.py $(UV)
 
 # --- upstream wheels: fetch (pinned commit | local dir | stand-in), patch, build ---------
@@ -64,14 +68,14 @@ $(WHEELS)/textlesslib.stamp: $(UV) env/sources.py env/build-wheel.sh $(wildcard 
 wheels: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## fetch, patch and build the fairseq and textlesslib wheels
 
 # --- the local Python 3.10 environment ----------------------------------------------
-$(VENV)/.stamp: $(UV) env/locks/runtime.txt env/locks/dev.txt $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp entrypoints/pyproject.toml
+$(VENV)/.stamp: $(UV) $(RUNTIME_LOCK) env/locks/dev.txt $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp entrypoints/pyproject.toml
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_STACK) $(VENV)
-	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes env/locks/runtime.txt env/locks/dev.txt
+	VIRTUAL_ENV=$(VENV) $(UV) pip sync --quiet --require-hashes $(RUNTIME_LOCK) env/locks/dev.txt
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps $(WHEELS)/*.whl
 	VIRTUAL_ENV=$(VENV) $(UV) pip install --quiet --no-deps --editable entrypoints
 	PYTHONPATH=env $(HOST_PYTHON) -m patcher hydra $$($(VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
 	  --report $(SRC)/hydra-patch-report.json
-	$(HOST_PYTHON) env/record.py $(SRC) >$(VENV)/textless-stack-sources.json
+	$(HOST_PYTHON) env/record.py $(SRC) --variant $(VARIANT) >$(VENV)/textless-stack-sources.json
 	@touch $@
 
 .PHONY: venv
@@ -96,13 +100,37 @@ check-pythons: $(foreach v,$(PIN_CHECK_PYTHONS),$(BUILD_DIR)/py$(v)/.stamp) ## e
 demo: venv ## main job: extract HuBERT features and units from the bundled sample speech (into $(BUILD_DIR)/demo)
 	$(VENV)/bin/textless-stack demo --output $(BUILD_DIR)/demo
 
+# --- images ------------------------------------------------------------------------------
+DOCKER_STATE := $(BUILD_DIR)/docker
+IMAGE_REPO ?= textless-stack
+IMAGE = $(IMAGE_REPO):$(VARIANT)
+# An extra CA bundle for TLS-intercepting proxies (a build secret, never in the image).
+CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
+ENGINE = DOCKER_HOST=$$(docker/engine.sh start $(DOCKER_STATE))
+
+.PHONY: image
+image: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## build the image for VARIANT (default from env/pins.toml) with Docker
+	@mkdir -p $(DOCKER_STATE)
+	export $(ENGINE) && CA_BUNDLE=$(CA_BUNDLE) time docker/build.sh $(VARIANT) $(IMAGE) $(abspath $(DOCKER_STATE))
+
+.PHONY: engine-stop
+engine-stop: ## stop the private Docker engine the harness started (if any)
+	docker/engine.sh stop $(DOCKER_STATE)
+
 # --- tests -----------------------------------------------------------------------------
 PYTEST_ARGS ?=
 
 .PHONY: test
-test: venv check-pythons ## run every test suite (the command .ci/run runs)
-	TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
+test: venv check-pythons image ## run every test suite, smoke tests inside the image included (what .ci/run runs)
+	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
+	TEXTLESS_IMAGE=$(IMAGE) TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
+	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
+
+.PHONY: test-local
+test-local: venv check-pythons ## the suites that need no image (smoke tests run against the local environment only)
+	TEXTLESS_SMOKE_BACKENDS=local TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
+	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
 
 .PHONY: clean
-clean: ## remove all build scratch ($(BUILD_DIR)) and the local environment ($(VENV))
+clean: engine-stop ## remove all build scratch ($(BUILD_DIR), the private engine's images too) and $(VENV)
 	rm -rf $(BUILD_DIR) $(VENV)

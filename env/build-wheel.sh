@@ -2,7 +2,8 @@
 # env/build-wheel.sh PROJECT WORKDIR WHEELDIR
 # Fetch one upstream source (sources.py), patch it (patcher), build its wheel with uv.
 # Used by `make venv` and by the Docker build stage. Exit 3: the source is unavailable.
-# Environment: UV (uv binary), PYTHON (interpreter to build for), TOOL_PYTHON (runs our stdlib tools).
+# Environment: UV (uv binary), PYTHON (interpreter to build for), TOOL_PYTHON (runs our stdlib tools),
+# SKIP_FETCH=1 (WORKDIR/PROJECT-pristine and its record exist already: the Docker build stage).
 set -euo pipefail
 project=$1 work=$2 wheels=$3
 here=$(cd "$(dirname "$0")" && pwd)
@@ -12,9 +13,13 @@ TOOL_PYTHON=${TOOL_PYTHON:-$PYTHON}
 export PYTHONPATH="$here${PYTHONPATH:+:$PYTHONPATH}"
 mkdir -p "$work" "$wheels"
 
-rc=0
-"$TOOL_PYTHON" "$here/sources.py" "$project" "$work/$project-pristine" --uv "$UV" >"$work/$project-source.json" || rc=$?
-[ "$rc" -eq 0 ] || exit "$rc"
+if [ "${SKIP_FETCH:-0}" != 1 ]; then
+    rc=0
+    "$TOOL_PYTHON" "$here/sources.py" "$project" "$work/$project-pristine" --uv "$UV" >"$work/$project-source.json" || rc=$?
+    [ "$rc" -eq 0 ] || exit "$rc"
+elif [ ! -s "$work/$project-source.json" ] || [ -z "$(ls -A "$work/$project-pristine" 2>/dev/null)" ]; then
+    exit 3
+fi
 
 rm -rf "$work/$project"
 cp -a "$work/$project-pristine" "$work/$project"

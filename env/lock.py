@@ -28,8 +28,9 @@ def compile_lock(pins: dict, lock: str, uv: str = "uv") -> None:
             "--python-platform", pins["python"]["platform"],
             "--output-file", str(Path(tmp) / "out.txt"),
         ]
-        if lock != "runtime":
-            cmd += ["--constraint", str(pins_mod.LOCK_DIR / "runtime.txt")]
+        if lock == "dev":
+            default = f"runtime-{pins_mod.default_variant(pins)}.txt"
+            cmd += ["--constraint", str(pins_mod.LOCK_DIR / default)]
         subprocess.run(cmd, check=True)
         body = (Path(tmp) / "out.txt").read_text()
     out.write_text(HEADER.format(digest=pins_mod.input_digest(pins, lock)) + body)
@@ -40,7 +41,7 @@ def main(argv: list[str]) -> int:
     uv = argv[0] if argv else "uv"
     pins = pins_mod.load()
     pins_mod.LOCK_DIR.mkdir(exist_ok=True)
-    for lock in pins_mod.LOCKS:  # runtime first: dev is constrained by it
+    for lock in pins_mod.lock_names(pins):  # runtime locks first: dev is constrained by the default one
         compile_lock(pins, lock, uv)
     return 0
 

@@ -23,9 +23,21 @@ except ModuleNotFoundError:  # Python 3.10
 PINS_FILE = Path(__file__).resolve().with_name("pins.toml")
 LOCK_DIR = PINS_FILE.parent / "locks"
 
-# Lock name -> the pins sections it resolves. dev.txt is constrained by runtime.txt
-# so that both locks agree on every shared package.
-LOCKS = {"runtime": ("runtime",), "dev": ("dev",)}
+# Variant fields that are facts about it, not packages to install
+VARIANT_META = {"cuda", "min_driver", "description"}
+
+
+def variants(pins: dict) -> list[str]:
+    return [k for k, v in pins["variants"].items() if isinstance(v, dict)]
+
+
+def default_variant(pins: dict) -> str:
+    return pins["variants"]["default"]
+
+
+def lock_names(pins: dict) -> list[str]:
+    """runtime-<variant> for every image variant, then dev (constrained by the default variant's lock)."""
+    return [f"runtime-{v}" for v in variants(pins)] + ["dev"]
 
 
 def load(path: Path = PINS_FILE) -> dict:
@@ -44,7 +56,16 @@ def get(pins: dict, dotted: str):
 
 def requirements(pins: dict, lock: str) -> list[str]:
     """The direct requirements of one lock, as `name==version` lines."""
-    return [f"{name}=={version}" for section in LOCKS[lock] for name, version in pins[section].items()]
+    if lock == "dev":
+        packages = dict(pins["dev"])
+    else:
+        variant = pins["variants"][lock.removeprefix("runtime-")]
+        packages = {**pins["runtime"], **{k: v for k, v in variant.items() if k not in VARIANT_META}}
+    return [f"{name}=={version}" for name, version in packages.items()]
+
+
+def variant_packages(pins: dict, variant: str) -> dict:
+    return {k: v for k, v in pins["variants"][variant].items() if k not in VARIANT_META}
 
 
 def lock_input(pins: dict, lock: str) -> str:
@@ -74,7 +95,8 @@ def check_pythons(pins: dict) -> dict[str, list[str]]:
     out = {}
     for version in cfg["versions"]:
         overrides = cfg.get("overrides", {}).get(version, {})
-        out[version] = [f"{p}=={overrides.get(p, pins['runtime'][p])}" for p in cfg["packages"]]
+        known = {**pins["runtime"], **variant_packages(pins, default_variant(pins))}
+        out[version] = [f"{p}=={overrides.get(p, known[p])}" for p in cfg["packages"]]
     return out
 
 
@@ -90,6 +112,8 @@ def make_vars(pins: dict) -> str:
         "PIN_TEXTLESSLIB_GIT": pins["sources"]["textlesslib"]["git"],
         "PIN_TEXTLESSLIB_COMMIT": pins["sources"]["textlesslib"]["commit"],
         "PIN_CHECK_PYTHONS": " ".join(pins["check_pythons"]["versions"]),
+        "PIN_VARIANTS": " ".join(variants(pins)),
+        "PIN_DEFAULT_VARIANT": default_variant(pins),
     }
     return "".join(f"{k} := {v}\n" for k, v in values.items())
 

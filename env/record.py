@@ -36,6 +36,33 @@ def collect(src: Path) -> dict:
     }
 
 
-if __name__ == "__main__":
-    json.dump(collect(Path(sys.argv[1])), sys.stdout, indent=2)
+def main(argv: list[str]) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("src", type=Path)
+    ap.add_argument("--variant")
+    ap.add_argument("--base", help="the base image reference the build used")
+    ap.add_argument("--base-standin", choices=["true", "false"])
+    ap.add_argument("--revision", help="this repository's commit")
+    ap.add_argument("--freeze", type=Path, help="`pip freeze` output of the environment")
+    args = ap.parse_args(argv)
+    record = collect(args.src)
+    if args.variant:
+        record["variant"] = {"name": args.variant, **record["pins"]["variants"][args.variant]}
+    if args.base:
+        record["base_image"] = {"ref": args.base, "standin": args.base_standin == "true",
+                                "pinned": record["pins"]["base_image"]["ref"]}
+        if args.base_standin == "true":
+            record["standins_used"].append("base_image")
+    if args.revision:
+        record["revision"] = args.revision
+    if args.freeze:
+        record["freeze"] = [line for line in args.freeze.read_text().splitlines() if line.strip()]
+    json.dump(record, sys.stdout, indent=2)
     print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     try:
         record = fetch(args.project, args.dest, local, args.uv, args.cache or args.dest.parent)
     except Unavailable as e:
+        shutil.rmtree(args.dest, ignore_errors=True)  # no empty tree may pass for a source
         log(str(e))
         return 3
     print(json.dumps(record))

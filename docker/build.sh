@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# docker/build.sh VARIANT TAG STATE_DIR
+#
+# Build one image variant with a real Docker engine (docker/engine.sh must have started one;
+# DOCKER_HOST set). Base: the pinned digest when it can be pulled, else the local stand-in
+# (docker/base-standin.sh), recorded in the image. Upstream sources come from .build/src
+# (fetched and verified by env/sources.py). Extra CA bundle: $CA_BUNDLE, passed as a build secret.
+set -euo pipefail
+variant=$1 tag=$2 state=$3
+cd "$(dirname "$0")/.."
+pin() { python3 env/pins.py get "$1"; }
+
+base=$(pin base_image.ref)
+standin=false
+if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull --quiet "$base" >/dev/null 2>&1; then
+    base=textless-stack/base-standin:python3.10-slim-bookworm
+    standin=true
+    echo "build: the pinned base cannot be pulled here: USING THE LOCAL STAND-IN $base" >&2
+    docker/base-standin.sh "$base" "$state/standin" >&2
+fi
+
+# BuildKit: the engine's own client where the PATH one has no buildx (Debian docker.io 20.10)
+client=docker
+if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ]; then client=/usr/bin/docker; fi
+
+secret=()
+if [ -n "${CA_BUNDLE:-}" ] && [ -s "$CA_BUNDLE" ]; then secret=(--secret "id=ca_bundle,src=$CA_BUNDLE"); fi
+
+revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+$(git diff --quiet HEAD 2>/dev/null) || revision="$revision-dirty"
+
+DOCKER_BUILDKIT=1 $client build \
+    --file docker/Dockerfile --target runtime --tag "$tag" "${secret[@]}" \
+    --build-arg BASE_IMAGE="$base" \
+    --build-arg BASE_IS_STANDIN="$standin" \
+    --build-arg VARIANT="$variant" \
+    --build-arg REVISION="$revision" \
+    --build-arg UV_VERSION="$(pin tools.uv)" \
+    --build-arg TOMLI_VERSION="$(pin tools.tomli)" \
+    --build-arg FAIRSEQ_COMMIT="$(pin sources.fairseq.commit)" \
+    --build-arg TEXTLESSLIB_COMMIT="$(pin sources.textlesslib.commit)" \
+    --build-arg TORCH_VERSION="$(pin "variants.$variant.torch")" \
+    --build-arg MIN_DRIVER="$(pin "variants.$variant.min_driver")" \
+    .
+docker image inspect "$tag" --format '{{.Id}}' >"$state/image-$variant.id"
+echo "build: $tag ($(docker image inspect "$tag" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}'))" >&2

@@ -1,0 +1,158 @@
+"""What every image must do, run inside it (and in the local environment, for comparison)."""
+
+from __future__ import annotations
+
+import json
+from argparse import Namespace
+
+import numpy as np
+import pins
+import pytest
+import soundfile as sf
+from patcher import PROJECTS
+from support import write_audio
+
+PYTHON = "python"
+
+
+def manifest(container):
+    r = container.run(["-c", "import json, os, sys; from textless_stack.diagnose import manifest_path; "
+                             "print(manifest_path().read_text())"], entrypoint=PYTHON)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def test_doctor_is_healthy(container):
+    r = container.run(["doctor"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "healthy" in r.stdout and "PROBLEM" not in r.stdout
+    assert "patches fairseq" in r.stdout and "files verified" in r.stdout
+
+
+def test_entrypoint_prints_help(container):
+    r = container.run(["--help"])
+    assert r.returncode == 0 and "features" in r.stdout and "doctor" in r.stdout
+
+
+def test_versions_equal_the_pins(container):
+    p = pins.load()
+    wanted = p["runtime"] | pins.variant_packages(p, pins.default_variant(p))
+    code = ("import json, importlib.metadata as md, sys; names = json.loads(sys.argv[1]); "
+            "print(json.dumps({n: md.version(n) for n in names}))")
+    r = container.run(["-c", code, json.dumps(sorted(wanted))], entrypoint=PYTHON)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == wanted
+
+
+def test_dependencies_are_consistent(container):
+    code = ("import importlib.metadata as md, re, sys\n"
+            "from packaging.requirements import Requirement\n"
+            "bad = []\n"
+            "for d in md.distributions():\n"
+            "    for req in d.requires or []:\n"
+            "        r = Requirement(req)\n"
+            "        if r.marker and not r.marker.evaluate({'extra': ''}): continue\n"
+            "        try: v = md.version(r.name)\n"
+            "        except md.PackageNotFoundError: bad.append(f'{d.metadata[\"Name\"]}: {r.name} missing'); continue\n"
+            "        if not r.specifier.contains(v, prereleases=True): bad.append(f'{d.metadata[\"Name\"]}: {req} but {v}')\n"
+            "print('\\n'.join(bad)); sys.exit(1 if bad else 0)\n")
+    r = container.run(["-c", code], entrypoint=PYTHON)
+    # omegaconf 2.0.6 declares `PyYAML>=5.1.*`, which modern tools reject outright: the one known exception
+    problems = [line for line in r.stdout.splitlines() if not line.startswith("omegaconf:")]
+    assert not problems, r.stdout + r.stderr
+
+
+def test_patch_report_is_complete(container):
+    m = manifest(container)
+    for project in ("fairseq", "hydra"):
+        report = m["patches"][project]
+        expected = {t.name for t in PROJECTS[project].transforms if report["flavour"] in t.count}
+        got = {t["name"] for f in report["files"] for t in f["transforms"]}
+        assert got == expected, project
+    if m["sources"]["textlesslib"].get("kind") != "unavailable":
+        assert m["patches"]["textlesslib"]["transforms_applied"] > 0
+    assert m["sources"]["fairseq"]["pinned_commit"] == pins.load()["sources"]["fairseq"]["commit"]
+
+
+def test_manifest_names_base_and_stand_ins(container):
+    m = manifest(container)
+    assert ("base_image" in m) == (container.name != "local")  # the local environment has no base image
+    if "base_image" in m:
+        assert m["base_image"]["pinned"] == pins.load()["base_image"]["ref"]
+        assert (m["base_image"]["standin"]) == ("base_image" in m["standins_used"])
+        assert any(line.startswith("torch==") for line in m["freeze"])
+    assert ("fairseq" in m["standins_used"]) == m["sources"]["fairseq"]["standin"]
+
+
+@pytest.fixture(scope="module")
+def legacy_checkpoints(tmp_path_factory):
+    """Tiny HuBERT checkpoints in two legacy vintages, readable by uid 1000."""
+    from textless_stack import tiny
+
+    root = tmp_path_factory.mktemp("ckpts")
+    root.chmod(0o755)
+    model, task, cfg = tiny.build("hubert", seed=11)
+    state = tiny.trainer_state(model, task, cfg)
+    weights = state["model"]
+    for suffix, new in (("weight_g", "original0"), ("weight_v", "original1")):
+        weights[f"encoder.pos_conv.0.parametrizations.weight.{new}"] = weights.pop(f"encoder.pos_conv.0.{suffix}")
+    state["cfg"]["task"]["multiple_train_files"] = False
+    tiny.save(state, root / "legacy.pt")
+    (root / "legacy.pt").chmod(0o644)
+    return root
+
+
+def test_features_on_legacy_checkpoint_match_the_local_environment(container, legacy_checkpoints, shared_dir, tmp_path):
+    audio = shared_dir("in")
+    write_audio(audio, {"one.wav": 1.3, "two/three.flac": 2.1})
+    for p in audio.rglob("*"):
+        p.chmod(0o777 if p.is_dir() else 0o644)
+    out = shared_dir("out")
+    binds = [(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")]
+    r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
+                       "--no-progress"], binds=binds)
+    assert r.returncode == 0, r.stderr
+    from textless_stack.commands import features_cmd
+
+    local = tmp_path / "local"
+    args = Namespace(inputs=[str(audio)], output=local, model=str(legacy_checkpoints / "legacy.pt"), layer=2,
+                     features="npy", units=None, deduplicate=False, split="all", device="cpu", dtype="fp32",
+                     save_dtype="float32", max_chunk=None, batch_seconds=None, shard_index=0, num_shards=1,
+                     no_progress=True)
+    assert features_cmd.run(args) == 0
+    for rel in ("features/one.npy", "features/two/three.npy"):
+        assert np.array_equal(np.load(out / rel), np.load(local / rel)), rel
+
+
+def test_bad_input_in_the_image(container, legacy_checkpoints, shared_dir):
+    audio = shared_dir("in")
+    write_audio(audio, {"good.wav": 1.0})
+    (audio / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
+    sf.write(audio / "short.wav", np.zeros(100, np.float32), 16000)
+    for p in audio.iterdir():
+        p.chmod(0o644)
+    out = shared_dir("out")
+    binds = [(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")]
+    r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
+                       "--no-progress"], binds=binds)
+    assert r.returncode == 2, r.stderr
+    errors = [json.loads(x) for x in (out / "all_0_1.errors.jsonl").read_text().splitlines()]
+    assert {e["path"] for e in errors} == {"broken.wav", "short.wav"}
+    assert (out / "features" / "good.npy").exists()
+    bad = container.run(["inspect", "/ckpt/missing.pt"], binds=binds)
+    assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "no such file" in bad.stderr
+
+
+def test_nothing_is_written_outside_tmp_and_binds(container, legacy_checkpoints, shared_dir):
+    # the docker runner's root filesystem is read-only: a write anywhere else fails the run
+    audio = shared_dir("in")
+    write_audio(audio, {"x.wav": 0.8})
+    (audio / "x.wav").chmod(0o644)
+    out = shared_dir("out")
+    r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2", "--no-progress"],
+                      binds=[(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")],
+                      env={"HOME": "/nonexistent"})
+    assert r.returncode == 0, r.stderr
+    code = "import textless_stack.cli, fairseq, hydra, omegaconf, librosa, numba; print('imported')"
+    r = container.run(["-c", code], entrypoint=PYTHON, env={"HOME": "/nonexistent"})
+    assert r.returncode == 0 and "imported" in r.stdout, r.stderr
