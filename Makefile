@@ -111,7 +111,7 @@ ENGINE = DOCKER_HOST=$$(docker/engine.sh start $(DOCKER_STATE))
 .PHONY: image
 image: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## build the image for VARIANT (default from env/pins.toml) with Docker
 	@mkdir -p $(DOCKER_STATE)
-	export $(ENGINE) && CA_BUNDLE=$(CA_BUNDLE) time docker/build.sh $(VARIANT) $(IMAGE) $(abspath $(DOCKER_STATE))
+	export $(ENGINE) && CA_BUNDLE=$(CA_BUNDLE) time docker/build.sh $(VARIANT) $(IMAGE) $(DOCKER_STATE) $(SRC)
 
 .PHONY: engine-stop
 engine-stop: ## stop the private Docker engine the harness started (if any)

@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
-# docker/build.sh VARIANT TAG STATE_DIR
+# docker/build.sh VARIANT TAG STATE_DIR SRC_DIR
 #
 # Build one image variant with a real Docker engine (docker/engine.sh must have started one;
 # DOCKER_HOST set). Base: the pinned digest when it can be pulled, else the local stand-in
-# (docker/base-standin.sh), recorded in the image. Upstream sources come from .build/src
-# (fetched and verified by env/sources.py). Extra CA bundle: $CA_BUNDLE, passed as a build secret.
+# (docker/base-standin.sh), recorded in the image. Upstream sources come from SRC_DIR (fetched
+# and verified by env/sources.py). Extra CA bundle: $CA_BUNDLE, passed as a build secret.
 set -euo pipefail
-variant=$1 tag=$2 state=$3
+variant=$1 tag=$2 state=$(realpath -m "$3") src=$(realpath "$4")
 cd "$(dirname "$0")/.."
+
+# The build context holds exactly what the image is made of: our env/ and entrypoints/, and the
+# pristine upstream trees with their source records.
+context="$state/context"
+rm -rf "$context" && mkdir -p "$context/src"
+cp -a env entrypoints "$context/"
+for project in fairseq textlesslib; do
+    if [ -s "$src/$project-source.json" ] && [ -d "$src/$project-pristine" ]; then
+        cp -a "$src/$project-pristine" "$src/$project-source.json" "$context/src/"
+    fi
+done
+printf '%s\n' '**/__pycache__' '**/*.egg-info' '**/build' >"$context/.dockerignore"
 pin() { python3 env/pins.py get "$1"; }
 
 base=$(pin base_image.ref)
@@ -41,6 +53,6 @@ DOCKER_BUILDKIT=1 $client build \
     --build-arg TEXTLESSLIB_COMMIT="$(pin sources.textlesslib.commit)" \
     --build-arg TORCH_VERSION="$(pin "variants.$variant.torch")" \
     --build-arg MIN_DRIVER="$(pin "variants.$variant.min_driver")" \
-    .
+    "$context"
 docker image inspect "$tag" --format '{{.Id}}' >"$state/image-$variant.id"
 echo "build: $tag ($(docker image inspect "$tag" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}'))" >&2

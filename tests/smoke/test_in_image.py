@@ -153,6 +153,8 @@ def test_nothing_is_written_outside_tmp_and_binds(container, legacy_checkpoints,
                       binds=[(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")],
                       env={"HOME": "/nonexistent"})
     assert r.returncode == 0, r.stderr
-    code = "import textless_stack.cli, fairseq, hydra, omegaconf, librosa, numba; print('imported')"
+    code = ("import importlib.util, textless_stack.cli, fairseq, hydra, omegaconf, librosa, numba\n"
+            "if importlib.util.find_spec('textless'): import textless, textless.checkpoint_manager\n"
+            "print('imported')")
     r = container.run(["-c", code], entrypoint=PYTHON, env={"HOME": "/nonexistent"})
     assert r.returncode == 0 and "imported" in r.stdout, r.stderr
