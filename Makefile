@@ -96,9 +96,21 @@ $(BUILD_DIR)/py%/.stamp: $(UV) env/pins.toml $(WHEELS)/fairseq.stamp
 .PHONY: check-pythons
 check-pythons: $(foreach v,$(PIN_CHECK_PYTHONS),$(BUILD_DIR)/py$(v)/.stamp) ## environments for the Python 3.11/3.12 checks
 
+# Models persist in the user's cache across runs; outputs land in $(BUILD_DIR)/demo, owned by the caller.
+MODELS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/textless-stack/models
+
 .PHONY: demo
-demo: venv ## main job: extract HuBERT features and units from the bundled sample speech (into $(BUILD_DIR)/demo)
-	$(VENV)/bin/textless-stack demo --output $(BUILD_DIR)/demo
+demo: image ## main job: build the default image, extract features and units from the bundled sample speech
+	@mkdir -p $(BUILD_DIR)/demo $(MODELS_DIR)
+	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
+	docker run --rm --read-only --tmpfs /tmp --user $$(id -u):$$(id -g) \
+	  -v $(abspath $(BUILD_DIR))/demo:/out -v $(MODELS_DIR):/models -e TEXTLESS_STACK_MODELS=/models \
+	  $(IMAGE) demo --output /out
+	@echo "outputs: $(BUILD_DIR)/demo"
+
+.PHONY: demo-local
+demo-local: venv ## the same job in the local Python environment (no Docker)
+	$(VENV)/bin/textless-stack demo --output $(BUILD_DIR)/demo-local
 
 # --- images ------------------------------------------------------------------------------
 DOCKER_STATE := $(BUILD_DIR)/docker
