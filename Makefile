@@ -125,6 +125,18 @@ image: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## build the image fo
 	@mkdir -p $(DOCKER_STATE)
 	export $(ENGINE) && CA_BUNDLE=$(CA_BUNDLE) time docker/build.sh $(VARIANT) $(IMAGE) $(DOCKER_STATE) $(SRC)
 
+# --- SIF ---------------------------------------------------------------------------------
+SIF = $(BUILD_DIR)/sif/textless-stack_$(VARIANT).sif
+APPTAINER_STATE := $(BUILD_DIR)/apptainer
+
+$(SIF): $(DOCKER_STATE)/image-$(VARIANT).id apptainer/textless-stack.def.in apptainer/render_def.py apptainer/build.sh
+	export $(ENGINE) && time apptainer/build.sh $(IMAGE) $@ $(APPTAINER_STATE)
+
+$(DOCKER_STATE)/image-$(VARIANT).id: image
+
+.PHONY: sif
+sif: image $(SIF) ## build the Apptainer SIF for VARIANT from its Docker image (host apptainer, or a toolbox)
+
 .PHONY: engine-stop
 engine-stop: ## stop the private Docker engine the harness started (if any)
 	docker/engine.sh stop $(DOCKER_STATE)
@@ -133,9 +145,10 @@ engine-stop: ## stop the private Docker engine the harness started (if any)
 PYTEST_ARGS ?=
 
 .PHONY: test
-test: venv check-pythons image ## run every test suite, smoke tests inside the image included (what .ci/run runs)
+test: venv check-pythons image sif ## every test suite, smoke tests inside the image and the SIF included (what .ci/run runs)
 	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
-	TEXTLESS_IMAGE=$(IMAGE) TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
+	TEXTLESS_IMAGE=$(IMAGE) TEXTLESS_SIF=$(abspath $(SIF)) TEXTLESS_APPTAINER_STATE=$(abspath $(APPTAINER_STATE)) \
+	TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
 	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
 
 .PHONY: test-local

@@ -54,5 +54,7 @@ DOCKER_BUILDKIT=1 $client build \
     --build-arg TORCH_VERSION="$(pin "variants.$variant.torch")" \
     --build-arg MIN_DRIVER="$(pin "variants.$variant.min_driver")" \
     "$context"
-docker image inspect "$tag" --format '{{.Id}}' >"$state/image-$variant.id"
+# the id file changes (mtime) only when the image does: the SIF target depends on it
+id=$(docker image inspect "$tag" --format '{{.Id}}')
+[ "$(cat "$state/image-$variant.id" 2>/dev/null)" = "$id" ] || echo "$id" >"$state/image-$variant.id"
 echo "build: $tag ($(docker image inspect "$tag" --format '{{.Size}}' | awk '{printf "%.2f GB", $1/1e9}'))" >&2

@@ -1,8 +1,9 @@
 """Smoke tests run INSIDE each built image, through one small "run this command" fixture.
 
 Backends: `local` (the development environment, fast), `docker` (the image, run the way users on a
-laptop and CI run it: no network, read-only root, tmpfs /tmp, uid 1000). The same test proves the
-same behaviour in each. Select with TEXTLESS_SMOKE_BACKENDS (default: local,docker).
+laptop and CI run it: no network, read-only root, tmpfs /tmp, uid 1000) and `apptainer` (the SIF, run
+the way clusters run it: `exec --containall --cleanenv`, no home, no network, binds only). The same
+test proves the same behaviour in each. Select with TEXTLESS_SMOKE_BACKENDS (default: all three).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 IMAGE_ENV = "TEXTLESS_IMAGE"
+SIF_ENV = "TEXTLESS_SIF"
+REPO = Path(__file__).resolve().parents[2]
 
 
 @dataclass
@@ -67,6 +70,34 @@ class DockerRunner:
         return container
 
 
+class ApptainerRunner:
+    name = "apptainer"
+
+    def __init__(self, sif: str, state: str):
+        self.sif, self.state = sif, state
+
+    def command(self, *apptainer_args, binds=()):
+        """apptainer (or the toolbox wrapper), no network, with the host dirs visible to it."""
+        cmd = [str(REPO / "apptainer" / "apptainer.sh"), self.state, "--no-network",
+               "--bind", str(Path(self.sif).parent)]
+        for host, _ in binds:
+            cmd += ["--bind", str(host)]
+        return cmd + list(apptainer_args)
+
+    def run(self, args, binds=(), entrypoint=None, env=None, timeout=900) -> Result:
+        opts = ["--quiet", "exec", "--userns", "--containall", "--cleanenv", "--no-home"]
+        for host, container in binds:
+            opts += ["-B", f"{host}:{container}"]
+        for k, v in (env or {}).items():
+            opts += ["--env", f"{k}={v}"]
+        cmd = self.command(*opts, self.sif, entrypoint or "textless-stack", *map(str, args), binds=binds)
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        return Result(r.returncode, r.stdout, r.stderr)
+
+    def path(self, host: Path, container: str) -> str:
+        return container
+
+
 def _remap(arg, mapping):
     arg = str(arg)
     for container, host in mapping.items():
@@ -76,7 +107,7 @@ def _remap(arg, mapping):
 
 
 def _backends():
-    return os.environ.get("TEXTLESS_SMOKE_BACKENDS", "local,docker").split(",")
+    return os.environ.get("TEXTLESS_SMOKE_BACKENDS", "local,docker,apptainer").split(",")
 
 
 @pytest.fixture(params=_backends(), scope="session")
@@ -93,7 +124,31 @@ def container(request):
         if probe.returncode != 0:
             pytest.fail(f"{IMAGE_ENV}={image} is not an image the engine has: {probe.stderr.strip()}")
         return DockerRunner(image)
+    if request.param == "apptainer":
+        return apptainer_runner()
     raise ValueError(request.param)
+
+
+def apptainer_runner() -> ApptainerRunner:
+    sif = os.environ.get(SIF_ENV)
+    if not sif:
+        pytest.skip(f"no SIF built in this run ({SIF_ENV} unset): `make test` builds one")
+    if not Path(sif).is_file():
+        pytest.fail(f"{SIF_ENV}={sif} does not exist")
+    return ApptainerRunner(sif, os.environ.get("TEXTLESS_APPTAINER_STATE", str(Path(sif).parent / "apptainer")))
+
+
+@pytest.fixture(scope="session")
+def sif_runner():
+    return apptainer_runner()
+
+
+@pytest.fixture(scope="session")
+def docker_runner():
+    image = os.environ.get(IMAGE_ENV)
+    if not image:
+        pytest.skip(f"no image built in this run ({IMAGE_ENV} unset)")
+    return DockerRunner(image)
 
 
 @pytest.fixture

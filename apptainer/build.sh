@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# apptainer/build.sh IMAGE SIF STATE_DIR
+#
+# Turn a built Docker image into a SIF: `docker save` -> docker-archive -> `apptainer build`
+# with the rendered definition (labels from the image's own manifest); %test runs at the end.
+# Uses the host's apptainer when there is one, else the Debian sid toolbox (apptainer/toolbox.sh).
+set -euo pipefail
+image=$1 sif=$(realpath -m "$2") state=$(realpath -m "$3")
+cd "$(dirname "$0")/.."
+mkdir -p "$state" "$(dirname "$sif")"
+archive="$state/image.tar"
+echo "sif: docker save $image" >&2
+docker save "$image" -o "$archive"
+docker run --rm --entrypoint cat "$image" /opt/textless-stack/manifest.json >"$state/manifest.json"
+python3 apptainer/render_def.py "$state/manifest.json" "$archive" >"$state/textless-stack.def"
+# %test is run by the test suite (`apptainer test`), not twice here
+apptainer/apptainer.sh "$state" --bind "$(dirname "$sif")" \
+    build --force --fakeroot --notest "$sif" "$state/textless-stack.def"
+rm -f "$archive"
+echo "sif: $sif ($(du -h "$sif" | cut -f1))" >&2
