@@ -135,7 +135,7 @@ $(SIF): $(DOCKER_STATE)/image-$(VARIANT).id apptainer/textless-stack.def.in appt
 $(DOCKER_STATE)/image-$(VARIANT).id: image
 
 .PHONY: sif
-sif: image $(SIF) ## build the Apptainer SIF for VARIANT from its Docker image (host apptainer, or a toolbox)
+sif: image $(SIF) ## build the Apptainer SIF for VARIANT (.build/sif/) from its Docker image
 
 .PHONY: engine-stop
 engine-stop: ## stop the private Docker engine the harness started (if any)
@@ -157,5 +157,5 @@ test-local: venv check-pythons ## the suites that need no image (smoke tests run
 	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
 
 .PHONY: clean
-clean: engine-stop ## remove all build scratch ($(BUILD_DIR), the private engine's images too) and $(VENV)
+clean: engine-stop ## remove all build scratch (.build: images, SIFs, sources) and the local environment (.venv)
 	rm -rf $(BUILD_DIR) $(VENV)

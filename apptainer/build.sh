@@ -15,6 +15,6 @@ docker run --rm --entrypoint cat "$image" /opt/textless-stack/manifest.json >"$s
 python3 apptainer/render_def.py "$state/manifest.json" "$archive" >"$state/textless-stack.def"
 # %test is run by the test suite (`apptainer test`), not twice here
 apptainer/apptainer.sh "$state" --bind "$(dirname "$sif")" \
-    build --force --fakeroot --notest "$sif" "$state/textless-stack.def"
+    build --force --fakeroot --notest --disable-cache "$sif" "$state/textless-stack.def"
 rm -f "$archive"
 echo "sif: $sif ($(du -h "$sif" | cut -f1))" >&2

@@ -11,7 +11,8 @@ action=$1 root=$(realpath -m "$2"); shift 2
 case $action in
 setup)
     [ -x "$root/usr/bin/apptainer" ] && exit 0
-    command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap >/dev/null
+    command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap >/dev/null 2>&1 \
+        || { apt-get update >/dev/null && apt-get install -y --no-install-recommends debootstrap >/dev/null; }
     echo "toolbox: debootstrap sid into $root (apptainer is not packaged for bookworm)" >&2
     rm -rf "$root" && mkdir -p "$root"
     debootstrap --variant=minbase sid "$root" http://deb.debian.org/debian >"$root.log" 2>&1 \

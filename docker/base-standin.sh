@@ -11,7 +11,8 @@ prefix=${3:-$(pyenv prefix 3.10 2>/dev/null || true)}
 if docker image inspect "$tag" >/dev/null 2>&1; then
     echo "base-standin: $tag exists"; exit 0
 fi
-command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap >/dev/null
+command -v debootstrap >/dev/null || apt-get install -y --no-install-recommends debootstrap >/dev/null 2>&1 \
+    || { apt-get update >/dev/null && apt-get install -y --no-install-recommends debootstrap >/dev/null; }
 rootfs="$work/rootfs"
 rm -rf "$rootfs" && mkdir -p "$rootfs"
 echo "base-standin: debootstrap bookworm (minbase) into $rootfs" >&2
