@@ -64,6 +64,13 @@ class Layout:
     def error_part(self, key: str) -> Path:
         return self._key_path(self.out / PARTS / "errors", key, ".json")
 
+    def clean_stale(self, key: str) -> None:
+        """Remove temp files a killed earlier run left for this key (only this shard's keys: a
+        concurrent shard's in-flight temp files are never touched)."""
+        for part in (self.features_part(key), self.units_part(key), self.error_part(key)):
+            for stale in part.parent.glob(f".{part.name}.*.tmp") if part.parent.is_dir() else ():
+                stale.unlink(missing_ok=True)
+
     def done(self, key: str) -> bool:
         return ((self.features == "none" or self.features_part(key).exists())
                 and (not self.units or self.units_part(key).exists()))
@@ -83,6 +90,8 @@ class Layout:
     # --- assembly at the end of a shard ---------------------------------------------------
 
     def assemble(self, keys: list[str]) -> None:
+        for stale in self.out.glob(f".{self.stem}.*.tmp*"):
+            stale.unlink(missing_ok=True)
         ok = [k for k in keys if self.done(k)]
         if self.features == "dump":
             self._assemble_dump(ok)
@@ -99,7 +108,7 @@ class Layout:
         total = sum(a.shape[0] for a in arrays)
         dtype = arrays[0].dtype if arrays else np.float32
         npy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = npy.with_name(f".{npy.name}.tmp.npy")
+        tmp = npy.with_name(f".{npy.name}.partial.tmp.npy")
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, dim))
         offset = 0
         for a in arrays:

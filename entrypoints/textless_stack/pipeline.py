@@ -64,6 +64,8 @@ class _Planned:
 def run(job: Job) -> Summary:
     started = time.perf_counter()
     summary = Summary(files=len(job.items))
+    for item in job.items:
+        job.layout.clean_stale(item.key)
     todo = [it for it in job.items if not job.layout.done(it.key)]
     summary.done_before = len(job.items) - len(todo)
     if summary.done_before:

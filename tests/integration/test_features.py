@@ -215,6 +215,8 @@ def test_resume_after_sigkill_is_complete_and_exact(tmp_path, tiny_hubert):
     done_before = len(list((out / ".parts").rglob("*.npy")))
     assert 5 <= done_before < 24, "killed mid-run"
     assert not (out / "all_0_1.npy").exists()
+    stale = out / ".parts" / "features" / ".f23.npy.left-by-a-kill.tmp"  # what a kill mid-write leaves
+    stale.write_bytes(b"partial")
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert f"{done_before} already done" in r.stdout or f"{done_before + 1} already done" in r.stdout
@@ -223,7 +225,8 @@ def test_resume_after_sigkill_is_complete_and_exact(tmp_path, tiny_hubert):
     assert r2.returncode == 0
     assert np.array_equal(np.load(out / "all_0_1.npy"), np.load(clean / "all_0_1.npy"))
     assert (out / "all_0_1.len").read_text() == (clean / "all_0_1.len").read_text()
-    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
+    assert not stale.exists()
+    assert not [p for p in out.rglob("*") if ".tmp" in p.name]
 
 
 def test_rerun_of_a_finished_job_does_nothing(tmp_path, corpus, tiny_hubert):
