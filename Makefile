@@ -116,6 +116,9 @@ demo-local: venv ## the same job in the local Python environment (no Docker)
 DOCKER_STATE := $(BUILD_DIR)/docker
 IMAGE_REPO ?= textless-stack
 IMAGE = $(IMAGE_REPO):$(VARIANT)
+# Registry models to bake into the image (default none: models live in a bound cache).
+BAKE_MODELS ?=
+export BAKE_MODELS
 # An extra CA bundle for TLS-intercepting proxies (a build secret, never in the image).
 CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 ENGINE = DOCKER_HOST=$$(docker/engine.sh start $(DOCKER_STATE))

@@ -53,6 +53,7 @@ DOCKER_BUILDKIT=1 $client build \
     --build-arg TEXTLESSLIB_COMMIT="$(pin sources.textlesslib.commit)" \
     --build-arg TORCH_VERSION="$(pin "variants.$variant.torch")" \
     --build-arg MIN_DRIVER="$(pin "variants.$variant.min_driver")" \
+    --build-arg BAKE_MODELS="${BAKE_MODELS:-}" \
     "$context"
 # the id file changes (mtime) only when the image does: the SIF target depends on it
 id=$(docker image inspect "$tag" --format '{{.Id}}')

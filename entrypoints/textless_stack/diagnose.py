@@ -149,6 +149,9 @@ def _models(facts) -> None:
     from . import registry
     from .store import cache_dir
 
-    present = [m.name for m in registry.MODELS.values() if (cache_dir() / m.fname).exists()]
+    from .store import baked_path
+
+    present = [m.name for m in registry.MODELS.values()
+               if (cache_dir() / m.fname).exists() or baked_path(m.name) is not None]
     facts["model cache"] = f"{cache_dir()}: {len(present)} of {len(registry.MODELS)} registry models present" + (
         f" ({', '.join(present)})" if present else "; fetch with `textless-stack models fetch NAME`")

@@ -18,6 +18,7 @@ from .loader import sha256_file
 log = logging.getLogger(__name__)
 
 OFFLINE_ENV = "TEXTLESS_STACK_OFFLINE"
+BAKED_ENV = "TEXTLESS_STACK_BAKED"  # read-only models an image was built with (`make image BAKE_MODELS=...`)
 
 
 class ModelUnavailable(Exception):
@@ -42,9 +43,20 @@ def get(name: str) -> registry.Model:
         raise ModelUnavailable(f"unknown model {name!r}; `textless-stack models list` shows the registry") from None
 
 
+def baked_path(name: str) -> Path | None:
+    root = os.environ.get(BAKED_ENV)
+    path = Path(root) / get(name).fname if root else None
+    return path if path and path.exists() else None
+
+
 def fetch(name: str, progress: bool = True) -> Path:
-    """Download `name` into the cache unless it is there and verified; return its path."""
+    """A verified copy of `name`: baked into the image, or in the cache (downloaded if needed)."""
     model = get(name)
+    baked = baked_path(name)
+    if baked is not None:
+        if sha256_file(baked) != model.sha256:
+            raise ModelUnavailable(f"{name}: the copy baked into this image ({baked}) fails its sha256 check")
+        return baked
     dest = path_of(name)
     if dest.exists() and sha256_file(dest) == model.sha256:
         return dest

@@ -51,6 +51,19 @@ def test_unreachable_download_names_the_fix(fake_model, monkeypatch):
         store.fetch(model.name, progress=False)
 
 
+def test_a_baked_copy_is_used_and_verified(fake_model, monkeypatch, tmp_path):
+    model, payload = fake_model
+    baked = tmp_path / "baked"
+    baked.mkdir()
+    (baked / model.fname).write_bytes(payload.read_bytes())
+    monkeypatch.setenv(store.BAKED_ENV, str(baked))
+    payload.unlink()  # no download possible: the baked copy must serve
+    assert store.fetch(model.name, progress=False) == baked / model.fname
+    (baked / model.fname).write_bytes(b"tampered")
+    with pytest.raises(store.ModelUnavailable, match="baked into this image"):
+        store.fetch(model.name, progress=False)
+
+
 def test_models_command(tmp_path):
     env = {"TEXTLESS_STACK_MODELS": str(tmp_path / "c"), "TEXTLESS_STACK_OFFLINE": "1"}
     listing = cli("models", "list", env=env)
