@@ -64,6 +64,19 @@ class Layout:
     def error_part(self, key: str) -> Path:
         return self._key_path(self.out / PARTS / "errors", key, ".json")
 
+    def claim(self, job: dict) -> None:
+        """Tie the output directory to one job (model, layer, precision, ...): resuming is only safe
+        into outputs the same job wrote. A different job is refused instead of mixing results."""
+        path = self.out / PARTS / "job.json"
+        if path.exists():
+            previous = json.loads(path.read_text())
+            if previous != job:
+                changed = sorted(k for k in set(job) | set(previous) if job.get(k) != previous.get(k))
+                raise ValueError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
+                                 "use a new --output directory, or delete this one to start over")
+            return
+        save_json(path, job)
+
     def clean_stale(self, key: str) -> None:
         """Remove temp files a killed earlier run left for this key (only this shard's keys: a
         concurrent shard's in-flight temp files are never touched)."""

@@ -238,6 +238,15 @@ def test_rerun_of_a_finished_job_does_nothing(tmp_path, corpus, tiny_hubert):
     assert before == {p: p.stat().st_mtime_ns for p in (out / "features").rglob("*.npy")}
 
 
+def test_a_different_job_is_not_resumed_into_old_outputs(tmp_path, corpus, tiny_hubert):
+    out = tmp_path / "out"
+    assert features(corpus, "-o", out, "--model", tiny_hubert).returncode == 0
+    before = np.load(out / "features" / "a.npy")
+    r = cli("features", corpus, "-o", out, "--model", tiny_hubert, "--layer", "1", "--no-progress")
+    assert r.returncode == 1 and "different job" in r.stderr and "layer" in r.stderr
+    assert np.array_equal(np.load(out / "features" / "a.npy"), before)
+
+
 # --- dtype --------------------------------------------------------------------------------
 
 

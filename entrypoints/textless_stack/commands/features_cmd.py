@@ -100,6 +100,14 @@ def run(args) -> int:
         if dim is not None and quantizer.dim != dim:
             raise inputs.InputError(f"k-means {args.units} has {quantizer.dim}-dimensional centroids, but "
                                     f"{model_name} gives {dim}-dimensional features: they do not belong together")
+    from ..loader import sha256_file
+
+    identity = {
+        "model_sha256": sha256_file(loaded.path), "layer": layer, "dtype": args.dtype,
+        "max_chunk": encoder.max_chunk, "features": args.features, "save_dtype": args.save_dtype,
+        "units_sha256": sha256_file(store.resolve(args.units)) if args.units else None,
+        "deduplicate": args.deduplicate, "split": args.split, "num_shards": count,
+    }
     batch_seconds = args.batch_seconds if args.batch_seconds is not None else \
         pipeline.DEFAULT_BATCH_SECONDS.get(device.type, 0.0)
     job = pipeline.Job(
@@ -108,6 +116,10 @@ def run(args) -> int:
         encoder=encoder, quantizer=quantizer, deduplicate=args.deduplicate, save_dtype=args.save_dtype,
         batch_seconds=batch_seconds, progress=not args.no_progress,
     )
+    try:
+        job.layout.claim(identity)
+    except ValueError as e:
+        raise inputs.InputError(str(e)) from None
     log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, args.dtype, batch_seconds)
     summary = pipeline.run(job)
     print(summary.line())
