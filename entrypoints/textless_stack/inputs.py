@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import itertools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,16 +43,9 @@ def collect(spec: str) -> list[Item]:
 
 
 def _glob_root(spec: str) -> str:
-    parts = Path(spec).parts
-    fixed = [p for p in _takewhile_literal(parts)]
+    """The literal directories before the first wildcard: outputs mirror the tree below them."""
+    fixed = list(itertools.takewhile(lambda part: not any(ch in part for ch in "*?["), Path(spec).parts[:-1]))
     return str(Path(*fixed)) if fixed else "."
-
-
-def _takewhile_literal(parts):
-    for p in parts[:-1]:
-        if any(ch in p for ch in "*?["):
-            return
-        yield p
 
 
 def _tsv(path: Path) -> list[Item]:

@@ -12,12 +12,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from . import audio, inputs, outputs
 from .audio import AudioError
 from .encoder import DenseEncoder
+from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
 
@@ -175,19 +175,13 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
         units = job.quantizer(features)
         record = {"path": item.key, **item.extra}
         if job.deduplicate:
-            record["units"], record["durations"] = _dedup(units)
+            record["units"], record["durations"] = deduplicate(units)
         else:
             record["units"] = units.tolist()
         outputs.save_json(layout.units_part(item.key), record)
     if layout.features != "none":
         outputs.save_npy(layout.features_part(item.key), features.numpy().astype(job.save_dtype))
     layout.error_part(item.key).unlink(missing_ok=True)
-
-
-def _dedup(units: np.ndarray):
-    from .kmeans import deduplicate
-
-    return deduplicate(units)
 
 
 def _fail(job: Job, summary: Summary, item: inputs.Item, reason: str) -> None:

@@ -9,8 +9,6 @@ from pathlib import Path
 import pins
 import pytest
 
-UV = Path(__file__).resolve().parents[2] / ".build" / "tools" / "bin" / "uv"
-
 
 def test_python_is_the_pinned_line():
     assert f"{sys.version_info.major}.{sys.version_info.minor}" == pins.load()["python"]["version"]
