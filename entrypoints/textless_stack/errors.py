@@ -3,6 +3,7 @@
 from .checkpoint_policy import UnsafeCheckpoint
 from .inputs import InputError
 from .loader import CheckpointError
+from .merge import MergeError
 from .store import ModelUnavailable
 
-EXPECTED = (CheckpointError, UnsafeCheckpoint, InputError, ModelUnavailable, FileNotFoundError)
+EXPECTED = (CheckpointError, MergeError, UnsafeCheckpoint, InputError, ModelUnavailable, FileNotFoundError)

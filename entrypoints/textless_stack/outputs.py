@@ -2,7 +2,8 @@
 
 Per finished file, one "part" per product (features .npy, units .json, error .json). A rerun skips
 files whose parts exist. At the end of a shard, parts are assembled (in input order) into
-fairseq's dump format ({split}_{rank}_{nshard}.npy + .len) and JSONL files.
+fairseq's dump format ({split}_{rank}_{nshard}.npy + .len) and JSONL files, and last a
+{stem}.done.json marker says the shard is complete (what `merge` waits for).
 """
 
 from __future__ import annotations
@@ -102,39 +103,52 @@ class Layout:
 
     # --- assembly at the end of a shard ---------------------------------------------------
 
+    @property
+    def done_marker(self) -> Path:
+        return self.out / f"{self.stem}.done.json"
+
     def assemble(self, keys: list[str]) -> None:
         for stale in self.out.glob(f".{self.stem}.*.tmp*"):
             stale.unlink(missing_ok=True)
         ok = [k for k in keys if self.done(k)]
         if self.features == "dump":
-            self._assemble_dump(ok)
+            npy, lens = self.dump
+            concat_npy([self.features_part(k) for k in ok], npy)
+            with atomic(lens, "w") as f:
+                f.write("".join(f"{_rows(self.features_part(k))}\n" for k in ok))
         if self.units:
-            self._assemble_jsonl(self.units_jsonl, [self.units_part(k) for k in ok])
+            concat_lines([self.units_part(k) for k in ok], self.units_jsonl)
         errors = [self.error_part(k) for k in keys if not self.done(k) and self.error_part(k).exists()]
         if errors or self.errors_jsonl.exists():
-            self._assemble_jsonl(self.errors_jsonl, errors)
+            concat_lines(errors, self.errors_jsonl)
+        save_json(self.done_marker, {"files": len(keys), "done": len(ok), "failed": len(errors)})
 
-    def _assemble_dump(self, keys: list[str]) -> None:
-        arrays = [np.load(self.features_part(k), mmap_mode="r") for k in keys]
-        npy, lens = self.dump
-        dim = arrays[0].shape[1] if arrays else 0
-        total = sum(a.shape[0] for a in arrays)
-        dtype = arrays[0].dtype if arrays else np.float32
-        npy.parent.mkdir(parents=True, exist_ok=True)
-        tmp = npy.with_name(f".{npy.name}.partial.tmp.npy")
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(total, dim))
-        offset = 0
-        for a in arrays:
-            out[offset:offset + a.shape[0]] = a
-            offset += a.shape[0]
-        out.flush()
-        del out
-        os.replace(tmp, npy)
-        with atomic(lens, "w") as f:
-            f.write("".join(f"{a.shape[0]}\n" for a in arrays))
 
-    @staticmethod
-    def _assemble_jsonl(path: Path, parts: list[Path]) -> None:
-        with atomic(path, "w") as f:
-            for part in parts:
-                f.write(part.read_text().strip() + "\n")
+def _rows(npy: Path) -> int:
+    return np.load(npy, mmap_mode="r").shape[0]
+
+
+def concat_npy(sources: list[Path], dest: Path) -> None:
+    """Stack [frames, dim] arrays into one .npy, streamed through a memmap (dumps outgrow memory)."""
+    arrays = [a for a in (np.load(s, mmap_mode="r") for s in sources) if a.shape[0]]
+    dim = arrays[0].shape[1] if arrays else 0
+    dtype = arrays[0].dtype if arrays else np.float32
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.partial.tmp.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(sum(a.shape[0] for a in arrays), dim))
+    offset = 0
+    for a in arrays:
+        out[offset:offset + a.shape[0]] = a
+        offset += a.shape[0]
+    out.flush()
+    del out
+    os.replace(tmp, dest)
+
+
+def concat_lines(sources: list[Path], dest: Path) -> None:
+    """One line per source file, in order (JSON records and JSONL shards alike)."""
+    with atomic(dest, "w") as f:
+        for source in sources:
+            text = source.read_text().strip()
+            if text:
+                f.write(text + "\n")

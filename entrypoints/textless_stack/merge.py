@@ -1,0 +1,69 @@
+"""Combine the shards of one `features` job into the outputs a single process would have written.
+
+Shards are contiguous ranges of the input order, so concatenating ranks 0..n-1 restores it:
+fairseq dump shards -> {split}_0_1.npy + .len, units and errors JSONL in manifest order. Nothing is
+merged until every shard has its done marker; the shard files are kept.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .outputs import PARTS, Layout, concat_lines, concat_npy, save_json
+
+
+class MergeError(Exception):
+    pass
+
+
+@dataclass
+class Merged:
+    shards: int
+    files: int
+    done: int
+    failed: int
+    outputs: list[Path]
+
+    def line(self) -> str:
+        return (f"merge: {self.shards} shards -> {', '.join(p.name for p in self.outputs)}: "
+                f"{self.files} files ({self.done} done, {self.failed} failed)")
+
+
+def job_of(out: Path) -> dict:
+    path = out / PARTS / "job.json"
+    if not path.is_file():
+        raise MergeError(f"{out} holds no `features` job ({path} is missing)")
+    return json.loads(path.read_text())
+
+
+def merge(out: Path) -> Merged:
+    job = job_of(out)
+    count, units = job["num_shards"], job.get("units_sha256") is not None
+    shards = [Layout(out, job["features"], units, job["split"], rank, count) for rank in range(count)]
+    missing = [s.stem for s in shards if not s.done_marker.is_file()]
+    if missing:
+        raise MergeError(f"{len(missing)} of {count} shards are unfinished ({', '.join(missing)}): rerun or "
+                         "resubmit them (finished files are skipped), then merge again")
+    markers = [json.loads(s.done_marker.read_text()) for s in shards]
+    merged = Layout(out, job["features"], units, job["split"], 0, 1)
+    written = []
+    if count > 1:
+        if job["features"] == "dump":
+            concat_npy([s.dump[0] for s in shards], merged.dump[0])
+            concat_lines([s.dump[1] for s in shards], merged.dump[1])
+            written += list(merged.dump)
+        if units:
+            concat_lines([s.units_jsonl for s in shards], merged.units_jsonl)
+            written.append(merged.units_jsonl)
+        errors = [s.errors_jsonl for s in shards if s.errors_jsonl.exists()]
+        if errors:
+            concat_lines(errors, merged.errors_jsonl)
+            written.append(merged.errors_jsonl)
+        total = {k: sum(m[k] for m in markers) for k in ("files", "done", "failed")}
+        save_json(merged.done_marker, total)
+        written.append(merged.done_marker)
+    else:
+        total = markers[0]
+    return Merged(count, total["files"], total["done"], total["failed"], written)
