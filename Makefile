@@ -148,7 +148,7 @@ engine-stop: ## stop the private Docker engine the harness started (if any)
 PYTEST_ARGS ?=
 
 .PHONY: test
-test: venv check-pythons image sif ## every test suite, smoke tests inside the image and the SIF included (what .ci/run runs)
+test: venv check-pythons image sif ## every suite: smoke tests inside the image and the SIF, SLURM arrays over the SIF (what .ci/run runs)
 	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
 	TEXTLESS_IMAGE=$(IMAGE) TEXTLESS_SIF=$(abspath $(SIF)) TEXTLESS_APPTAINER_STATE=$(abspath $(APPTAINER_STATE)) \
 	TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
@@ -161,4 +161,5 @@ test-local: venv check-pythons ## the suites that need no image (smoke tests run
 
 .PHONY: clean
 clean: engine-stop ## remove all build scratch (.build: images, SIFs, sources) and the local environment (.venv)
+	tests/hpc/slurm-cluster.sh stop $(BUILD_DIR)/slurm
 	rm -rf $(BUILD_DIR) $(VENV)

@@ -29,3 +29,20 @@ def cli(*args, env=None, timeout=600):
     full_env = {**os.environ, **(env or {})}
     return subprocess.run([sys.executable, "-m", "textless_stack.cli", *map(str, args)],
                           capture_output=True, text=True, timeout=timeout, env=full_env)
+
+
+SIF_ENV = "TEXTLESS_SIF"
+
+
+def built_sif():
+    """(SIF path, apptainer state dir) of the SIF `make test` built; skips when this run built none."""
+    from pathlib import Path
+
+    import pytest
+
+    sif = os.environ.get(SIF_ENV)
+    if not sif:
+        pytest.skip(f"no SIF built in this run ({SIF_ENV} unset): `make test` builds one")
+    if not Path(sif).is_file():
+        pytest.fail(f"{SIF_ENV}={sif} does not exist")
+    return sif, os.environ.get("TEXTLESS_APPTAINER_STATE", str(Path(sif).parent / "apptainer"))

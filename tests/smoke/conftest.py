@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support import built_sif
 
 IMAGE_ENV = "TEXTLESS_IMAGE"
-SIF_ENV = "TEXTLESS_SIF"
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -130,12 +130,7 @@ def container(request):
 
 
 def apptainer_runner() -> ApptainerRunner:
-    sif = os.environ.get(SIF_ENV)
-    if not sif:
-        pytest.skip(f"no SIF built in this run ({SIF_ENV} unset): `make test` builds one")
-    if not Path(sif).is_file():
-        pytest.fail(f"{SIF_ENV}={sif} does not exist")
-    return ApptainerRunner(sif, os.environ.get("TEXTLESS_APPTAINER_STATE", str(Path(sif).parent / "apptainer")))
+    return ApptainerRunner(*built_sif())
 
 
 @pytest.fixture(scope="session")
