@@ -10,6 +10,7 @@ Every entrypoint loads models through `load_model`, never through
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import hashlib
 import logging
@@ -45,10 +46,14 @@ _WEIGHT_NORM_PARAMETRIZATION = re.compile(r"^(.*)\.parametrizations\.weight\.ori
 _BATCHNORM_POS_CONV = re.compile(r"^encoder\.pos_conv\.\d+\.running_mean$")
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu") -> Loaded:
-    """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode."""
+def load_model(path: str | Path, device: str | torch.device = "cpu", user_dir: str | Path | None = None) -> Loaded:
+    """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode.
+
+    user_dir: the fairseq plugin (--user-dir) a checkpoint's model or task was registered by.
+    Imported only when given: a checkpoint never decides which code runs."""
     path = Path(path)
     state = read_checkpoint(path)
+    _import_plugin(state, path, user_dir)
     upgrades: list[str] = []
     cfg = _config(state, path, upgrades)
     task, model = _build(cfg, state, path)
@@ -104,6 +109,35 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+# --- plugins (--user-dir) ------------------------------------------------------------------
+
+
+def _named_user_dir(state: dict) -> str | None:
+    from omegaconf import OmegaConf
+
+    if state.get("args") is not None:
+        return getattr(state["args"], "user_dir", None)
+    cfg = state.get("cfg")
+    cfg = OmegaConf.to_container(cfg) if OmegaConf.is_config(cfg) else cfg
+    common = (cfg or {}).get("common") or {}
+    return common.get("user_dir") if isinstance(common, dict) else getattr(common, "user_dir", None)
+
+
+def _import_plugin(state: dict, path: Path, user_dir) -> None:
+    named = _named_user_dir(state)
+    if user_dir is None:
+        if named:
+            raise CheckpointError(f"{path}: its model was trained with a fairseq --user-dir plugin ({named}): pass "
+                                  "--user-dir DIR to import it (the plugin's code runs: only for plugins you trust)")
+        return
+    from fairseq.utils import import_user_module
+
+    if not Path(user_dir).is_dir():
+        raise CheckpointError(f"--user-dir {user_dir}: no such directory")
+    log.info("importing fairseq plugin %s (the checkpoint names %s)", user_dir, named)
+    import_user_module(argparse.Namespace(user_dir=str(Path(user_dir).resolve())))
+
+
 # --- configuration -----------------------------------------------------------------------
 
 
@@ -124,12 +158,23 @@ def _config(state: dict, path: Path, upgrades: list[str]):
         raise CheckpointError(f"{path}: neither 'args' nor 'cfg' in the checkpoint: not a fairseq checkpoint")
     if OmegaConf.is_config(cfg):
         cfg = OmegaConf.to_container(cfg)
-    _check_representable(cfg.get("model") or {}, state["model"], path)
+    _check_representable(_as_dict(cfg.get("model")), state["model"], path)
     for section in ("model", "task"):
         if isinstance(cfg.get(section), dict):
             cfg[section] = _normalise_section(cfg[section], section, path, upgrades)
+        elif isinstance(cfg.get(section), argparse.Namespace):  # models without a dataclass (transformer)
+            _normalise_namespace(cfg[section], upgrades)
     state["cfg"] = _omegaconf_create(cfg)
     return checkpoint_utils._upgrade_state_dict(state)["cfg"]
+
+
+def _as_dict(section) -> dict:
+    return vars(section) if isinstance(section, argparse.Namespace) else (section or {})
+
+
+def config_section(cfg, name: str) -> dict:
+    """One section of a loaded config as a mapping (models without a dataclass keep a Namespace)."""
+    return _as_dict(cfg.get(name))
 
 
 def _omegaconf_create(cfg: dict):
@@ -229,7 +274,8 @@ def _build(cfg, state: dict, path: Path):
     from fairseq import tasks
     from fairseq.models import ARCH_MODEL_REGISTRY, MODEL_DATACLASS_REGISTRY
 
-    model_name = cfg.model.get("_name") if cfg.get("model") is not None else None
+    model_cfg = _as_dict(cfg.model) if cfg.get("model") is not None else {}
+    model_name = model_cfg.get("_name") or model_cfg.get("arch")
     if model_name not in MODEL_DATACLASS_REGISTRY and model_name not in ARCH_MODEL_REGISTRY:
         raise _unknown_type("model", model_name, path)
     task = tasks.setup_task(cfg.task)

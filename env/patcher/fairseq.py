@@ -152,6 +152,25 @@ TRANSFORMS = [
         replace="otypes=[np.int64])  " + MARK + " np.compat removed in numpy 2\n",
         count=both(1),
     ),
+    # --- torch >= 2: the 0.12.2 BetterTransformer fast path calls a private op whose -------
+    # signature changed (fairseq-generate: "Mask Type should be defined"); the plain path is exact
+    Transform(
+        name="bettertransformer-layer-off",
+        path="fairseq/modules/transformer_layer.py",
+        find="            self.BT_version\n            and x.dim() == 3\n",
+        replace="            False  " + MARK + " private torch fast-path API changed\n"
+                "            and self.BT_version\n            and x.dim() == 3\n",
+        count={V0122: 1},
+        why="torch._transformer_encoder_layer_fwd takes other arguments in torch >= 2",
+    ),
+    Transform(
+        name="bettertransformer-encoder-off",
+        path="fairseq/models/transformer/transformer_encoder.py",
+        find="            BT_version\n            and x.dim() == 3\n",
+        replace="            False  " + MARK + " private torch fast-path API changed\n"
+                "            and BT_version\n            and x.dim() == 3\n",
+        count={V0122: 1},
+    ),
     # --- HuBERT label_rate: float in checkpoints written by newer fairseq ----------------
     Transform(
         name="hubert-model-label-rate-float",

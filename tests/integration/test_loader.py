@@ -159,6 +159,28 @@ def test_unknown_model_type(tmp_path):
         save_and_load(tmp_path, state)
 
 
+def test_a_plugin_is_imported_only_when_given(tmp_path):
+    """A checkpoint naming a --user-dir never makes the loader run that code by itself."""
+    plugin = tmp_path / "hubert_plugin"
+    plugin.mkdir()
+    (plugin / "__init__.py").write_text(
+        "from fairseq.models import register_model_architecture\n"
+        "@register_model_architecture('hubert', 'hubert_plugin_arch')\n"
+        "def arch(cfg):\n    pass\n")
+    model, state = reference()
+    state["cfg"]["common"]["user_dir"] = str(plugin)
+    path = tiny.save(state, tmp_path / "ckpt.pt")
+    with pytest.raises(CheckpointError, match=r"--user-dir plugin .*hubert_plugin.*pass --user-dir DIR"):
+        load_model(path)
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    assert "hubert_plugin_arch" not in ARCH_MODEL_REGISTRY
+    with pytest.raises(CheckpointError, match="no such directory"):
+        load_model(path, user_dir=tmp_path / "elsewhere")
+    assert_parity(model, load_model(path, user_dir=plugin))
+    assert "hubert_plugin_arch" in ARCH_MODEL_REGISTRY
+
+
 def test_registry_file_with_wrong_hash_is_refused_before_unpickling(tmp_path):
     _, state = reference()
     with pytest.raises(CheckpointError, match=r"does not match registry model 'hubert-base-ls960'.*models fetch"):

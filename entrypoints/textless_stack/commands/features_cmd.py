@@ -32,6 +32,7 @@ def add_arguments(p) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     p.add_argument("--model", default=None,
                    help="registry name or checkpoint path (default: the k-means model's, else hubert-base-ls960)")
+    p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
     p.add_argument("--layer", type=int, default=None,
                    help="1-based transformer layer (default: the registry's layer; the top layer for a path)")
     p.add_argument("--features", choices=["npy", "dump", "none"], default="npy", help="features output form")
@@ -88,7 +89,7 @@ def run(args) -> int:
         log.info("no --layer given for %s: using the top layer", model_name)
 
     device = _device(args.device)
-    loaded = load_model(store.resolve(model_name))
+    loaded = load_model(store.resolve(model_name), user_dir=args.user_dir)
     encoder = DenseEncoder(loaded.model, layer, bool(loaded.cfg.task.get("normalize", False)), device,
                            args.dtype, args.max_chunk or MAX_CHUNK)
     quantizer = None
