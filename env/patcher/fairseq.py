@@ -44,6 +44,21 @@ TRANSFORMS = [
         why="fields now use default_factory; .default is MISSING for them",
     ),
     Transform(
+        name="hydra-init-schema-by-name",
+        path="fairseq/dataclass/initialize.py",
+        find='    cs.store(name=f"{cfg_name}_schema", node=FairseqConfig)\n',
+        replace=(
+            '    cs.store(name=f"{cfg_name}_schema", node=FairseqConfig)\n'
+            "    cs.store(name=cfg_name, node=FairseqConfig)  " + MARK + " recipe configs merge it by name\n"
+        ),
+        done=r"^    cs\.store\(name=cfg_name, node=FairseqConfig\)",
+        count={DD106D9: 1},
+        why="fairseq 9bee82e4 (2021-07) made the schema explicit (config_schema), but the example recipes "
+            "(hubert/config/pretrain, wav2vec) do not list it: fairseq-hydra-train failed with "
+            "\"str interpolation key 'common.tpu' not found\" (fairseq#3689). Hydra 1.0 merges a stored "
+            "node with the primary config of the same name, as fairseq did before and 0.12.2 does again.",
+    ),
+    Transform(
         name="hydra-init-import-dataclasses",
         path="fairseq/dataclass/initialize.py",
         find="import logging\n",

@@ -46,6 +46,14 @@ TRANSFORMS = [
         replace="import importlib\nimport importlib.util  " + MARK + " find_spec route\n",
         count={V107: 1},
     ),
+    Transform(
+        name="report-print-exception-positional",
+        path="hydra/_internal/utils.py",
+        find="                print_exception(etype=None, value=ex, tb=final_tb)  # type: ignore\n",
+        replace="                print_exception(None, ex, final_tb)  " + MARK + " etype= is gone in Python 3.10\n",
+        count={V107: 1},
+        why="on Python >= 3.10 every error inside a hydra app surfaced as this TypeError, hiding the real one",
+    ),
 ]
 
 PROJECT = Project(name="hydra", detect=detect, transforms=TRANSFORMS)
