@@ -69,6 +69,112 @@ TRANSFORMS = [
         replace="librosa.resample(data, orig_sr=ori_sr, target_sr=tar_sr)",
         count=ONE,
     ),
+    # --- Tacotron2 + WaveGlow: CUDA-only as written; device-agnostic, fp16 only on CUDA -------
+    Transform(
+        name="tacotron-mask-on-lengths-device",
+        path="textless/vocoders/tacotron2/utils.py",
+        find="    ids = torch.arange(0, max_len, out=torch.cuda.LongTensor(max_len))\n",
+        replace="    ids = torch.arange(0, max_len, device=lengths.device)  " + MARK + " was torch.cuda.LongTensor\n",
+        count=ONE,
+        why="Tacotron2.inference builds its masks with a CUDA tensor: CPU inference failed",
+    ),
+    Transform(
+        name="waveglow-inverse-half-by-dtype",
+        path="textless/vocoders/tacotron2/glow.py",
+        find="                if z.type() == 'torch.cuda.HalfTensor':\n",
+        replace="                if z.dtype == torch.float16:  " + MARK + " any device\n",
+        count=ONE,
+    ),
+    Transform(
+        name="waveglow-noise-like-spect",
+        path="textless/vocoders/tacotron2/glow.py",
+        find=(
+            "        if spect.type() == 'torch.FloatTensor':\n"
+            "            audio = torch.FloatTensor(spect.size(0),\n"
+            "                                      self.n_remaining_channels,\n"
+            "                                      spect.size(2)).normal_()\n"
+            "        elif spect.type() == 'torch.cuda.HalfTensor':\n"
+            "            audio = torch.cuda.HalfTensor(spect.size(0),\n"
+            "                                          self.n_remaining_channels,\n"
+            "                                          spect.size(2)).normal_()\n"
+            "        else:\n"
+            "            audio = torch.cuda.FloatTensor(spect.size(0),\n"
+            "                                           self.n_remaining_channels,\n"
+            "                                           spect.size(2)).normal_()\n"
+        ),
+        replace=(
+            "        audio = torch.randn(spect.size(0), self.n_remaining_channels, spect.size(2),  " + MARK + " any device\n"
+            "                            dtype=spect.dtype, device=spect.device)\n"
+        ),
+        count=ONE,
+        why="the noise tensor's type was picked from three CPU/CUDA tensor classes; CPU half fell into CUDA",
+    ),
+    Transform(
+        name="waveglow-early-noise-like-spect",
+        path="textless/vocoders/tacotron2/glow.py",
+        find=(
+            "                if spect.type() == 'torch.FloatTensor':\n"
+            "                    z = torch.FloatTensor(spect.size(0), self.n_early_size, spect.size(2)).normal_()\n"
+            "                elif spect.type() == 'torch.cuda.HalfTensor':\n"
+            "                    z = torch.cuda.HalfTensor(spect.size(0), self.n_early_size, spect.size(2)).normal_()\n"
+            "                else:\n"
+            "                    z = torch.cuda.FloatTensor(spect.size(0), self.n_early_size, spect.size(2)).normal_()\n"
+        ),
+        replace=(
+            "                z = torch.randn(spect.size(0), self.n_early_size, spect.size(2),  " + MARK + " any device\n"
+            "                                dtype=spect.dtype, device=spect.device)\n"
+        ),
+        count=ONE,
+    ),
+    Transform(
+        name="denoiser-on-its-own-device",
+        path="textless/vocoders/tacotron2/waveglow_denoiser.py",
+        find="        audio_spec, audio_angles = self.stft.transform(audio.cuda().float())\n",
+        replace="        audio_spec, audio_angles = self.stft.transform(audio.to(self.bias_spec.device).float())  " + MARK + " any device\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-vocoder-half-only-on-cuda",
+        path="textless/vocoders/tacotron2/vocoder.py",
+        find="    model = model.half()\n",
+        replace="    model = model.half() if torch.cuda.is_available() else model  " + MARK + " fp16 only on CUDA\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-vocoder-denoise-half-only-on-cuda",
+        path="textless/vocoders/tacotron2/vocoder.py",
+        find="        aud_dn = denoiser(aud.half(), strength=strength).squeeze(1)\n",
+        replace="        aud_dn = denoiser(aud.half() if aud.is_cuda else aud, strength=strength).squeeze(1)  " + MARK + " fp16 only on CUDA\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-legacy-waveglow-device",
+        path="textless/vocoders/tacotron2/__init__.py",
+        find="    waveglow = waveglow.cuda().eval()\n",
+        replace="    waveglow = waveglow.to(\"cuda\" if torch.cuda.is_available() else \"cpu\").eval()  " + MARK + " any device\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-legacy-model-device",
+        path="textless/vocoders/tacotron2/__init__.py",
+        find="    model = model.cuda().eval().half()\n",
+        replace="    model = model.cuda().eval().half() if torch.cuda.is_available() else model.eval()  " + MARK + " fp16 only on CUDA\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-legacy-tokens-device",
+        path="textless/vocoders/tacotron2/__init__.py",
+        find="    tokens = tts_dataset.get_tensor(quantized_units_str).cuda().unsqueeze(0)\n",
+        replace="    tokens = tts_dataset.get_tensor(quantized_units_str).to(next(model.parameters()).device).unsqueeze(0)  " + MARK + " any device\n",
+        count=ONE,
+    ),
+    Transform(
+        name="tacotron-legacy-label-device",
+        path="textless/vocoders/tacotron2/__init__.py",
+        find="        lab = torch.LongTensor(1).cuda().fill_(lab)\n",
+        replace="        lab = torch.LongTensor(1).fill_(lab).to(next(model.parameters()).device)  " + MARK + " any device\n",
+        count=ONE,
+    ),
     # nothing written at import: the root is created when a checkpoint is downloaded
     Transform(
         name="checkpoint-root-lazy",
