@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "env"))  # pins, patcher: stdlib tools, not installed
 sys.path.insert(0, str(REPO / "tests"))  # support.py
 
-TEXTLESSLIB_MISSING = "textlesslib source not available"
+from support import TEXTLESSLIB_MISSING  # noqa: E402
 
 
 @pytest.fixture(scope="session")

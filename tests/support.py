@@ -32,6 +32,7 @@ def cli(*args, env=None, timeout=600):
 
 
 SIF_ENV = "TEXTLESS_SIF"
+TEXTLESSLIB_MISSING = "textlesslib source not available"  # the one counted skip reason
 
 
 def built_sif():

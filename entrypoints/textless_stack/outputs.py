@@ -40,6 +40,13 @@ def save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
+def save_wav(path: Path, waveform, sample_rate: int) -> None:
+    import soundfile as sf
+
+    with atomic(path) as f:
+        sf.write(f, waveform, sample_rate, format="WAV", subtype="PCM_16")
+
+
 def save_json(path: Path, record: dict) -> None:
     with atomic(path, "w") as f:
         json.dump(record, f)
@@ -48,8 +55,8 @@ def save_json(path: Path, record: dict) -> None:
 class Layout:
     """Where each product of one run (one shard) goes under the output directory."""
 
-    def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int):
-        self.out, self.features, self.units = out, features, units
+    def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int, wav: bool = False):
+        self.out, self.features, self.units, self.wav = out, features, units, wav
         self.stem = f"{split}_{rank}_{nshard}"
 
     def _key_path(self, root: Path, key: str, suffix: str) -> Path:
@@ -61,6 +68,9 @@ class Layout:
 
     def units_part(self, key: str) -> Path:
         return self._key_path(self.out / PARTS / "units", key, ".json")
+
+    def wav_part(self, key: str) -> Path:
+        return self._key_path(self.out / "wav", key, ".wav")
 
     def error_part(self, key: str) -> Path:
         return self._key_path(self.out / PARTS / "errors", key, ".json")
@@ -81,13 +91,14 @@ class Layout:
     def clean_stale(self, key: str) -> None:
         """Remove temp files a killed earlier run left for this key (only this shard's keys: a
         concurrent shard's in-flight temp files are never touched)."""
-        for part in (self.features_part(key), self.units_part(key), self.error_part(key)):
+        for part in (self.features_part(key), self.units_part(key), self.wav_part(key), self.error_part(key)):
             for stale in part.parent.glob(f".{part.name}.*.tmp") if part.parent.is_dir() else ():
                 stale.unlink(missing_ok=True)
 
     def done(self, key: str) -> bool:
         return ((self.features == "none" or self.features_part(key).exists())
-                and (not self.units or self.units_part(key).exists()))
+                and (not self.units or self.units_part(key).exists())
+                and (not self.wav or self.wav_part(key).exists()))
 
     @property
     def dump(self) -> tuple[Path, Path]:

@@ -1,4 +1,6 @@
-"""The `features` job: items -> audio -> batches -> model -> (quantizer) -> parts -> assembled outputs.
+"""The `features` job: items -> audio -> batches -> model -> (quantizer) -> (vocoder) -> parts -> assembled outputs.
+
+`resynth` is the same job with a vocoder at the end (units -> waveform per file).
 
 One direction only. Decoding runs one batch ahead in a thread while the model works.
 """
@@ -11,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -36,6 +39,10 @@ class Job:
     save_dtype: str = "float32"
     batch_seconds: float = 0.0
     progress: bool = True
+    # resynth: (key, units) -> waveform at sample_rate; raising fails that one file
+    synthesize: Callable | None = None
+    sample_rate: int = 0
+    label: str = "features"
 
 
 @dataclass
@@ -46,10 +53,11 @@ class Summary:
     audio_seconds: float = 0.0
     wall_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
+    label: str = "features"
 
     def line(self) -> str:
         rate = self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
-        return (f"features: {self.files} files ({self.files - self.done_before - self.failed} extracted, "
+        return (f"{self.label}: {self.files} files ({self.files - self.done_before - self.failed} extracted, "
                 f"{self.done_before} already done, {self.failed} failed), "
                 f"{self.audio_seconds / 3600:.3f} h of audio in {self.wall_seconds:.1f} s "
                 f"({rate:.1f} audio-s/s)")
@@ -63,7 +71,7 @@ class _Planned:
 
 def run(job: Job) -> Summary:
     started = time.perf_counter()
-    summary = Summary(files=len(job.items))
+    summary = Summary(files=len(job.items), label=job.label)
     for item in job.items:
         job.layout.clean_stale(item.key)
     todo = [it for it in job.items if not job.layout.done(it.key)]
@@ -165,20 +173,35 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
         per_file[owner].append(f)
     for (item, wav), parts in zip(usable, per_file):
         features = torch.cat(parts, 0)
-        _write(job, item, features)
+        try:
+            _write(job, item, features)
+        except _FileFailed as e:
+            _fail(job, summary, item, str(e))
+            continue
         summary.audio_seconds += wav.numel() / audio.SAMPLE_RATE
+
+
+class _FileFailed(Exception):
+    pass
 
 
 def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
     layout = job.layout
     if job.quantizer is not None:
         units = job.quantizer(features)
-        record = {"path": item.key, **item.extra}
-        if job.deduplicate:
-            record["units"], record["durations"] = deduplicate(units)
-        else:
-            record["units"] = units.tolist()
-        outputs.save_json(layout.units_part(item.key), record)
+        if job.synthesize is not None:
+            try:
+                waveform = job.synthesize(item.key, units)
+            except Exception as e:  # one file's units the vocoder cannot render (e.g. too short)
+                raise _FileFailed(f"vocoder failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+            outputs.save_wav(layout.wav_part(item.key), waveform, job.sample_rate)
+        if layout.units:
+            record = {"path": item.key, **item.extra}
+            if job.deduplicate:
+                record["units"], record["durations"] = deduplicate(units)
+            else:
+                record["units"] = units.tolist()
+            outputs.save_json(layout.units_part(item.key), record)
     if layout.features != "none":
         outputs.save_npy(layout.features_part(item.key), features.numpy().astype(job.save_dtype))
     layout.error_part(item.key).unlink(missing_ok=True)

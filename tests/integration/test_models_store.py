@@ -82,5 +82,15 @@ def test_registry_is_consistent():
         assert len(m.sha256) == 64 and m.url.startswith("https://")
         if m.kind == "kmeans":
             assert m.dense in registry.MODELS, m.name
-        else:
+        elif m.kind == "dense":
             assert m.layer is not None
+        else:
+            assert m.kind in registry.VOCODER_KINDS, m.name
+    # every vocoder set: its parts, and the k-means (hence dense model) it was trained on
+    for name, m in registry.MODELS.items():
+        if m.kind == "tacotron":
+            assert {name + "-codes", "waveglow"} <= set(registry.MODELS)
+        if m.kind == "hifigan":
+            assert name + "-config" in registry.MODELS
+        if m.kind in ("tacotron", "hifigan"):
+            assert registry.MODELS[name.rsplit("-", 1)[0]].kind == "kmeans", name

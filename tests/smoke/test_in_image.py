@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 
 import numpy as np
 import pins
 import pytest
 import soundfile as sf
 from patcher import PROJECTS
-from support import write_audio
+from support import TEXTLESSLIB_MISSING, write_audio
 
 PYTHON = "python"
 
@@ -115,10 +114,9 @@ def test_features_on_legacy_checkpoint_match_the_local_environment(container, le
     from textless_stack.commands import features_cmd
 
     local = tmp_path / "local"
-    args = Namespace(inputs=[str(audio)], output=local, model=str(legacy_checkpoints / "legacy.pt"), layer=2,
-                     features="npy", units=None, deduplicate=False, split="all", device="cpu", dtype="fp32",
-                     save_dtype="float32", max_chunk=None, batch_seconds=None, shard_index=0, num_shards=1,
-                     no_progress=True)
+    args = features_cmd.parse([str(audio), "--output", str(local), "--model", str(legacy_checkpoints / "legacy.pt"),
+                               "--layer", "2", "--device", "cpu", "--shard-index", "0", "--num-shards", "1",
+                               "--no-progress"])
     assert features_cmd.run(args) == 0
     for rel in ("features/one.npy", "features/two/three.npy"):
         assert np.array_equal(np.load(out / rel), np.load(local / rel)), rel
@@ -158,3 +156,30 @@ def test_nothing_is_written_outside_tmp_and_binds(container, legacy_checkpoints,
             "print('imported')")
     r = container.run(["-c", code], entrypoint=PYTHON, env={"HOME": "/nonexistent"})
     assert r.returncode == 0 and "imported" in r.stdout, r.stderr
+
+
+def test_resynth_in_the_image(container, legacy_checkpoints, shared_dir):
+    """Whenever the image carries textlesslib: tiny CodeHiFiGAN files made inside it, then audio -> audio."""
+    if container.run(["-c", "import textless"], entrypoint=PYTHON).returncode != 0:
+        pytest.skip(TEXTLESSLIB_MISSING)
+    import joblib
+    from sklearn.cluster import KMeans
+
+    work = shared_dir("work")
+    write_audio(work / "in", {"one.wav": 1.3, "two.flac": 0.9})
+    km = KMeans(n_clusters=12, n_init=1, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 32)))
+    joblib.dump(km, work / "km.bin")
+    for p in work.rglob("*"):
+        p.chmod(0o777 if p.is_dir() else 0o666)
+    binds = [(work, "/work"), (legacy_checkpoints, "/ckpt")]
+    made = container.run(["-c", "import sys; from pathlib import Path; from textless_stack import tiny_vocoders; "
+                                "tiny_vocoders.make_hifigan(Path(sys.argv[1]), n_units=12, speakers=['a', 'b'])",
+                          container.path(work, "/work") + "/voc"], binds=binds, entrypoint=PYTHON)
+    assert made.returncode == 0, made.stderr
+    r = container.run(["resynth", "/work/in", "-o", "/work/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
+                       "--units", "/work/km.bin", "--vocoder", "/work/voc/vocoder.json", "--speaker", "b",
+                       "--no-progress"], binds=binds)
+    assert r.returncode == 0, r.stderr
+    for name, seconds in (("one.wav", 1.3), ("two.wav", 0.9)):
+        info = sf.info(work / "out" / "wav" / name)
+        assert info.samplerate == 16000 and abs(info.frames - seconds * 16000) <= 2 * 320

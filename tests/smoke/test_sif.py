@@ -26,7 +26,7 @@ def test_run_help_and_inspect_show_help_and_pins(sif_runner):
     assert "org.textless-stack.standins" in labels and "org.textless-stack.base" in labels
     apps = subprocess.run(sif_runner.command("inspect", "--list-apps", sif_runner.sif), capture_output=True,
                           text=True).stdout.split()
-    assert {"features", "models", "doctor"} <= set(apps)
+    assert {"features", "resynth", "merge", "models", "doctor"} <= set(apps)
 
 
 def test_the_sif_is_read_only_and_the_job_never_writes_into_it(sif_runner, shared_dir, tmp_path):

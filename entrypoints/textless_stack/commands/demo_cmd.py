@@ -8,7 +8,6 @@ the pipeline is the same, the numbers mean nothing.
 from __future__ import annotations
 
 import logging
-from argparse import Namespace
 from pathlib import Path
 
 NAME = "demo"
@@ -36,11 +35,9 @@ def run(args) -> int:
         log.warning("OFFLINE DEMO: using a tiny HuBERT with RANDOM weights generated now; features are not meaningful")
         model = str(tiny.make_checkpoint(args.output / "tiny-demo-hubert.pt"))
         units, layer = None, 2
-    features_args = Namespace(
-        inputs=[str(SAMPLES)], output=args.output, model=model, layer=layer, features="npy", units=units,
-        deduplicate=True, split="demo", device=args.device, dtype="fp32", save_dtype="float32", max_chunk=None,
-        batch_seconds=None, shard_index=0, num_shards=1, no_progress=False,
-    )
+    argv = [str(SAMPLES), "--output", str(args.output), "--model", model, "--deduplicate", "--split", "demo",
+            "--device", args.device, *(["--units", units] if units else []), *(["--layer", str(layer)] if layer else [])]
+    features_args = features_cmd.parse(argv)
     code = features_cmd.run(features_args)
     for path in sorted(args.output.rglob("*.npy")):
         import numpy as np

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 NAME = "features"
@@ -28,6 +29,23 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(p) -> None:
+    add_input_arguments(p)
+    p.add_argument("--features", choices=["npy", "dump", "none"], default="npy", help="features output form")
+    p.add_argument("--units", metavar="KMEANS", help="k-means registry name or file: also write units")
+    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32")
+    add_run_arguments(p)
+
+
+def parse(argv: list[str]):
+    """`features` arguments from a command line, defaults included (for commands that run it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="textless-stack features")
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def add_input_arguments(p) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="directory, glob, .tsv manifest or .jsonl")
     p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
     p.add_argument("--model", default=None,
@@ -35,13 +53,13 @@ def add_arguments(p) -> None:
     p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
     p.add_argument("--layer", type=int, default=None,
                    help="1-based transformer layer (default: the registry's layer; the top layer for a path)")
-    p.add_argument("--features", choices=["npy", "dump", "none"], default="npy", help="features output form")
-    p.add_argument("--units", metavar="KMEANS", help="k-means registry name or file: also write units")
+
+
+def add_run_arguments(p) -> None:
     p.add_argument("--deduplicate", action="store_true", help="collapse repeated units, with durations")
     p.add_argument("--split", default="all", help="name of this split in dump/JSONL file names")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model compute precision")
-    p.add_argument("--save-dtype", choices=["float32", "float16"], default="float32")
     p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000)")
     p.add_argument("--batch-seconds", type=float, default=None,
                    help="padded audio seconds per forward pass (default per device: cpu 0 = one file, cuda 400)")
@@ -70,10 +88,23 @@ def _device(name: str):
     return torch.device(name)
 
 
-def run(args) -> int:
-    from .. import inputs, outputs, pipeline, registry, store
+@dataclass
+class Prepared:
+    """What `features` and `resynth` share: the items of this shard, the encoder, the quantizer."""
+    items: list
+    index: int
+    count: int
+    device: object
+    encoder: object
+    quantizer: object | None
+    identity: dict
+    batch_seconds: float
+
+
+def prepare(args, units: str | None) -> Prepared:
+    from .. import inputs, pipeline, registry, store
     from ..encoder import MAX_CHUNK, DenseEncoder
-    from ..loader import load_model
+    from ..loader import load_model, sha256_file
 
     items = [item for spec in args.inputs for item in inputs.collect(spec)]
     inputs.check_unique(items)
@@ -81,7 +112,7 @@ def run(args) -> int:
     items = inputs.shard(items, index, count)
     log.info("shard %d of %d: %d files", index, count, len(items))
 
-    kmeans_entry = registry.MODELS.get(args.units) if args.units else None
+    kmeans_entry = registry.MODELS.get(units) if units else None
     model_name = args.model or (kmeans_entry.dense if kmeans_entry else "hubert-base-ls960")
     dense = registry.MODELS.get(model_name)
     layer = args.layer if args.layer is not None else (dense.layer if dense else None)
@@ -93,35 +124,45 @@ def run(args) -> int:
     encoder = DenseEncoder(loaded.model, layer, bool(loaded.cfg.task.get("normalize", False)), device,
                            args.dtype, args.max_chunk or MAX_CHUNK)
     quantizer = None
-    if args.units:
+    if units:
         from ..kmeans import Quantizer, read_centroids
 
-        quantizer = Quantizer(read_centroids(store.resolve(args.units)), device)
+        quantizer = Quantizer(read_centroids(store.resolve(units)), device)
         dim = loaded.cfg.model.get("encoder_embed_dim")
         if dim is not None and quantizer.dim != dim:
-            raise inputs.InputError(f"k-means {args.units} has {quantizer.dim}-dimensional centroids, but "
+            raise inputs.InputError(f"k-means {units} has {quantizer.dim}-dimensional centroids, but "
                                     f"{model_name} gives {dim}-dimensional features: they do not belong together")
-    from ..loader import sha256_file
-
     identity = {
         "model_sha256": sha256_file(loaded.path), "layer": layer, "dtype": args.dtype,
-        "max_chunk": encoder.max_chunk, "features": args.features, "save_dtype": args.save_dtype,
-        "units_sha256": sha256_file(store.resolve(args.units)) if args.units else None,
+        "max_chunk": encoder.max_chunk, "units_sha256": sha256_file(store.resolve(units)) if units else None,
         "deduplicate": args.deduplicate, "split": args.split, "num_shards": count,
     }
     batch_seconds = args.batch_seconds if args.batch_seconds is not None else \
         pipeline.DEFAULT_BATCH_SECONDS.get(device.type, 0.0)
-    job = pipeline.Job(
-        items=items,
-        layout=outputs.Layout(args.output, args.features, quantizer is not None, args.split, index, count),
-        encoder=encoder, quantizer=quantizer, deduplicate=args.deduplicate, save_dtype=args.save_dtype,
-        batch_seconds=batch_seconds, progress=not args.no_progress,
-    )
+    log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, args.dtype, batch_seconds)
+    return Prepared(items, index, count, device, encoder, quantizer, identity, batch_seconds)
+
+
+def claim(layout, identity: dict) -> None:
+    from .. import inputs
+
     try:
-        job.layout.claim(identity)
+        layout.claim(identity)
     except ValueError as e:
         raise inputs.InputError(str(e)) from None
-    log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, args.dtype, batch_seconds)
+
+
+def run(args) -> int:
+    from .. import outputs, pipeline
+
+    prep = prepare(args, args.units)
+    layout = outputs.Layout(args.output, args.features, prep.quantizer is not None, args.split, prep.index, prep.count)
+    claim(layout, {**prep.identity, "features": args.features, "save_dtype": args.save_dtype})
+    job = pipeline.Job(
+        items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
+        deduplicate=args.deduplicate, save_dtype=args.save_dtype, batch_seconds=prep.batch_seconds,
+        progress=not args.no_progress,
+    )
     summary = pipeline.run(job)
     print(summary.line())
     return 2 if summary.failed else 0

@@ -31,9 +31,10 @@ def run(args) -> int:
         print(f"cache: {store.cache_dir()}")
         for name in names:
             m = registry.MODELS[name]
-            detail = f"layer {m.layer}, hop {m.hop}" if m.kind == "dense" else f"for {m.dense}"
+            detail = (f"layer {m.layer}, hop {m.hop}" if m.kind == "dense" else f"for {m.dense}" if m.kind == "kmeans"
+                      else "vocoder part")
             note = f"  UNSUPPORTED: {m.unsupported}" if m.unsupported else ""
-            print(f"{name:52s} {m.kind:7s} {detail:28s} {store.verify(name)}{note}")
+            print(f"{name:60s} {m.kind:16s} {detail:28s} {store.verify(name)}{note}")
     elif args.action == "fetch":
         for name in names:
             print(store.fetch(name))
