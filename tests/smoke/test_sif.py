@@ -67,5 +67,5 @@ def test_outputs_are_bit_identical_to_docker(sif_runner, docker_runner, shared_d
                         "--features", "dump", "--no-progress"], binds=[(audio, "/in"), (out, "/out"), (ckpt, "/ckpt")])
         assert r.returncode == 0, (runner.name, r.stderr)
         outputs[runner.name] = {p.name: p.read_bytes() for p in out.glob("all_0_1.*")}
-    assert set(outputs["docker"]) == {"all_0_1.npy", "all_0_1.len"}
+    assert set(outputs["docker"]) == {"all_0_1.npy", "all_0_1.len", "all_0_1.done.json"}
     assert outputs["docker"] == outputs["apptainer"]
