@@ -171,13 +171,13 @@ def test_resynth_in_the_image(container, legacy_checkpoints, shared_dir):
     joblib.dump(km, work / "km.bin")
     for p in work.rglob("*"):
         p.chmod(0o777 if p.is_dir() else 0o666)
-    binds = [(work, "/work"), (legacy_checkpoints, "/ckpt")]
+    binds = [(work, "/job"), (legacy_checkpoints, "/ckpt")]
     made = container.run(["-c", "import sys; from pathlib import Path; from textless_stack import tiny_vocoders; "
                                 "tiny_vocoders.make_hifigan(Path(sys.argv[1]), n_units=12, speakers=['a', 'b'])",
-                          container.path(work, "/work") + "/voc"], binds=binds, entrypoint=PYTHON)
+                          container.path(work, "/job") + "/voc"], binds=binds, entrypoint=PYTHON)
     assert made.returncode == 0, made.stderr
-    r = container.run(["resynth", "/work/in", "-o", "/work/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
-                       "--units", "/work/km.bin", "--vocoder", "/work/voc/vocoder.json", "--speaker", "b",
+    r = container.run(["resynth", "/job/in", "-o", "/job/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
+                       "--units", "/job/km.bin", "--vocoder", "/job/voc/vocoder.json", "--speaker", "b",
                        "--no-progress"], binds=binds)
     assert r.returncode == 0, r.stderr
     for name, seconds in (("one.wav", 1.3), ("two.wav", 0.9)):
