@@ -87,12 +87,12 @@ def read_checkpoint(path: Path) -> dict:
     return state
 
 
-def verify_known(path: Path) -> None:
-    """A file named like a registry model must be that model, byte for byte."""
+def verify_known(path: Path, digest: str | None = None) -> None:
+    """A file named like a registry model must be that model, byte for byte (`digest`: already computed)."""
     known = registry.by_fname(path.name)
     if known is None:
         return
-    digest = sha256_file(path)
+    digest = digest or sha256_file(path)
     if digest != known.sha256:
         raise CheckpointError(
             f"{path}: sha256 {digest[:16]}... does not match registry model {known.name!r} "

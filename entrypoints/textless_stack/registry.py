@@ -203,3 +203,8 @@ def by_fname(fname: str) -> Optional[Model]:
 
 VOCODER_KINDS = ("tacotron", "tacotron-codes", "waveglow", "hifigan", "hifigan-config", "hifigan-speakers",
                  "hifigan-styles")
+
+
+def vocoder_kmeans(name: str) -> str:
+    """A vocoder set is named {k-means name}-tacotron|-hifigan: the units it was trained on."""
+    return name.rsplit("-", 1)[0]

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import registry, store
-from .loader import verify_known
+from .loader import sha256_file, verify_known
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class VocoderFiles:
                 raise VocoderError(f"registry has no {name + suffix}")
         if model.kind == "tacotron":
             files["waveglow"] = store.resolve("waveglow")
-        return cls(kind=model.kind, kmeans=name.rsplit("-", 1)[0], **files)
+        return cls(kind=model.kind, kmeans=registry.vocoder_kmeans(name), **files)
 
     @classmethod
     def _from_json(cls, path: Path) -> "VocoderFiles":
@@ -100,9 +100,11 @@ class Vocoder:
 
     def __init__(self, files: VocoderFiles, device: torch.device, max_decoder_steps: int = 2000,
                  denoiser_strength: float = 0.1):
-        for f in (files.model, files.codes, files.waveglow, files.config, files.speakers, files.styles):
-            if f is not None:
-                verify_known(f)  # a file named like a registry file must be that file
+        # each file read once: its sha256 checks a registry name and identifies the job's outputs
+        self.digests = {part: sha256_file(f) for part, f in vars(files).items()
+                        if part not in ("kind", "kmeans") and f is not None}
+        for part, digest in self.digests.items():
+            verify_known(getattr(files, part), digest)
         self.files, self.device, self.kind = files, device, files.kind
         try:
             if files.kind == "tacotron":

@@ -48,7 +48,7 @@ def run(args) -> int:
     import torch
 
     from .. import inputs, outputs, pipeline
-    from ..loader import sha256_file
+    from ..kmeans import deduplicate
     from ..vocoders import Vocoder, VocoderError, VocoderFiles
 
     _refuse_unsupported_dense(args)
@@ -74,9 +74,8 @@ def run(args) -> int:
              f", resampled to {rate} Hz" if rate != vocoder.sample_rate else "")
 
     def synthesize(key: str, codes: torch.Tensor):
-        seq = codes.tolist()
-        if args.deduplicate and vocoder.kind == "hifigan":  # Tacotron collapses by its own hparams
-            seq = [u for i, u in enumerate(seq) if i == 0 or u != seq[i - 1]]
+        # Tacotron collapses repeats by its own hparams; CodeHiFiGAN predicts their durations
+        seq = deduplicate(codes)[0] if args.deduplicate and vocoder.kind == "hifigan" else codes.tolist()
         wav = vocoder.synthesize(seq, key, args.seed, speaker, style, deduplicated=args.deduplicate)
         if rate != vocoder.sample_rate:
             import torchaudio.functional
@@ -85,8 +84,7 @@ def run(args) -> int:
         return wav
 
     layout = outputs.Layout(args.output, "none", args.write_units, args.split, prep.index, prep.count, wav=True)
-    vocoder_ids = {k: sha256_file(v) for k, v in vars(files).items() if k not in ("kind", "kmeans") and v}
-    features_cmd.claim(layout, {**prep.identity, "vocoder": vocoder_ids, "speaker": speaker, "style": style,
+    features_cmd.claim(layout, {**prep.identity, "vocoder": vocoder.digests, "speaker": speaker, "style": style,
                                 "sample_rate": rate, "seed": args.seed, "write_units": args.write_units,
                                 "max_decoder_steps": args.max_decoder_steps,
                                 "denoiser_strength": args.denoiser_strength})
@@ -106,7 +104,7 @@ def _refuse_unsupported_dense(args) -> None:
 
     if args.model is not None or args.vocoder not in registry.MODELS:
         return
-    kmeans = registry.MODELS.get(args.units or args.vocoder.rsplit("-", 1)[0])
+    kmeans = registry.MODELS.get(args.units or registry.vocoder_kmeans(args.vocoder))
     dense = registry.MODELS.get(kmeans.dense) if kmeans and kmeans.dense else None
     if dense is not None and dense.unsupported:
         raise inputs.InputError(f"{args.vocoder} works on units of {dense.name}, which this image cannot load: "
