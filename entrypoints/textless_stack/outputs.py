@@ -124,9 +124,9 @@ class Layout:
         ok = [k for k in keys if self.done(k)]
         if self.features == "dump":
             npy, lens = self.dump
-            concat_npy([self.features_part(k) for k in ok], npy)
+            rows = concat_npy([self.features_part(k) for k in ok], npy)
             with atomic(lens, "w") as f:
-                f.write("".join(f"{_rows(self.features_part(k))}\n" for k in ok))
+                f.write("".join(f"{n}\n" for n in rows))
         if self.units:
             concat_lines([self.units_part(k) for k in ok], self.units_jsonl)
         errors = [self.error_part(k) for k in keys if not self.done(k) and self.error_part(k).exists()]
@@ -135,13 +135,11 @@ class Layout:
         save_json(self.done_marker, {"files": len(keys), "done": len(ok), "failed": len(errors)})
 
 
-def _rows(npy: Path) -> int:
-    return np.load(npy, mmap_mode="r").shape[0]
-
-
-def concat_npy(sources: list[Path], dest: Path) -> None:
-    """Stack [frames, dim] arrays into one .npy, streamed through a memmap (dumps outgrow memory)."""
-    arrays = [a for a in (np.load(s, mmap_mode="r") for s in sources) if a.shape[0]]
+def concat_npy(sources: list[Path], dest: Path) -> list[int]:
+    """Stack [frames, dim] arrays into one .npy, streamed through a memmap (dumps outgrow memory).
+    Returns each source's number of rows."""
+    loaded = [np.load(s, mmap_mode="r") for s in sources]
+    arrays = [a for a in loaded if a.shape[0]]
     dim = arrays[0].shape[1] if arrays else 0
     dtype = arrays[0].dtype if arrays else np.float32
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -154,6 +152,7 @@ def concat_npy(sources: list[Path], dest: Path) -> None:
     out.flush()
     del out
     os.replace(tmp, dest)
+    return [a.shape[0] for a in loaded]
 
 
 def concat_lines(sources: list[Path], dest: Path) -> None:
