@@ -12,11 +12,16 @@ The result equals the per-file reference (textlesslib's HubertFeatureReader) to 
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from . import cpu_bf16
+
+log = logging.getLogger(__name__)
 
 # textlesslib's HubertFeatureReader: 100 s chunks, each encoded on its own
 MAX_CHUNK = 100 * 16000
@@ -61,8 +66,10 @@ class DenseEncoder:
     def __init__(self, model, layer: int | None, normalize: bool, device: torch.device, dtype: str = "fp32",
                  max_chunk: int = MAX_CHUNK):
         # reduced precision: on CPU the weights themselves are cast (autocast would re-cast every weight on
-        # every pass, which costs as much as the matmuls gain; bf16 keeps fp32's range). On CUDA, autocast.
+        # every pass, which costs as much as the matmuls gain; bf16 keeps fp32's range), and bf16 runs our
+        # own forward of the same function (cpu_bf16.py), built from the fp32 weights. On CUDA, autocast.
         self.cast = dtype != "fp32" and device.type == "cpu"
+        self.cpu_forward = self._cpu_forward(model, layer) if self.cast and dtype == "bf16" else None
         self.model = model.to(device=device, dtype=DTYPES[dtype] if self.cast else None).eval()
         self.layer = layer
         self.normalize = normalize
@@ -70,6 +77,15 @@ class DenseEncoder:
         self.dtype = dtype
         self.max_chunk = max_chunk
         self.geometry = ConvGeometry.of(model)
+
+    @staticmethod
+    def _cpu_forward(model, layer):
+        reason = cpu_bf16.unsupported(model)
+        if reason:
+            log.info("bf16 on CPU through fairseq's modules: %s", reason)
+            return None
+        log.info("bf16 on CPU through textless-stack's forward of the same model (cpu_bf16)")
+        return cpu_bf16.CpuBf16Forward(model, layer)
 
     # --- public ---------------------------------------------------------------------------
 
@@ -88,9 +104,12 @@ class DenseEncoder:
         batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
         for i, c in enumerate(chunks):
             batch[i, : c.numel()] = c
-        batch = batch.to(self.device, dtype=next(self.model.parameters()).dtype, non_blocking=True)
-        with self._autocast():
-            x, frames = self._features(batch, lengths.to(self.device))
+        if self.cpu_forward is not None:
+            x, frames = self.cpu_forward(batch, lengths)
+        else:
+            batch = batch.to(self.device, dtype=next(self.model.parameters()).dtype, non_blocking=True)
+            with self._autocast():
+                x, frames = self._features(batch, lengths.to(self.device))
         x = x.float().cpu()
         return [x[i, : int(n)] for i, n in enumerate(frames.cpu())]
 

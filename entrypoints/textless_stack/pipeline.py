@@ -24,9 +24,18 @@ from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
 
-# seconds of (padded) audio per forward pass, by device: batching must never slow a device down.
-# On CPU one file per pass is already at the matmul limit (padding would only add work).
-DEFAULT_BATCH_SECONDS = {"cpu": 0.0, "cuda": 400.0}
+def default_batch_seconds(device_type: str, dtype: str) -> float:
+    """Seconds of (padded) audio per forward pass: batching must never slow a device down.
+
+    CPU fp32: one file per pass already runs at the matmul limit (padding would only add work).
+    CPU bf16 (cpu_bf16.py): a short file leaves its matmuls too small, so files share a pass.
+    """
+    if device_type == "cuda":
+        return 400.0
+    return BF16_CPU_BATCH_SECONDS if dtype == "bf16" else 0.0
+
+
+BF16_CPU_BATCH_SECONDS = 12.0
 
 
 @dataclass

@@ -1,12 +1,14 @@
 """Throughput of `features` against a textlesslib-equivalent per-file loop, side by side in one run.
 
-    .venv/bin/python tests/benchmarks/bench_features.py [--minutes 5] [--device cpu|cuda]
+    .venv/bin/python tests/benchmarks/bench_features.py [--minutes 5] [--device cpu|cuda] [--batch-seconds 0,24]
 
 HuBERT-base architecture with random weights (speed does not depend on the weights), layer 6,
 files of 1-20 s. The reference is textlesslib's HubertFeatureReader loop: one file at a time,
 unbatched, fp32, 100 s chunks. Both read the same files from disk and write .npy features.
 Prints audio-seconds per second, ratios, achieved GFLOP/s against measured matmul GFLOP/s,
-and, for reduced precision, unit agreement with the fp32 reference.
+and, for reduced precision, unit agreement with the fp32 reference. Batch sizes follow the
+product's per-device policy (pipeline.default_batch_seconds) unless --batch-seconds lists others
+to compare for the reduced precision.
 """
 
 from __future__ import annotations
@@ -84,14 +86,21 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--batch-seconds", default=None, help="comma-separated batch sizes to run the low precision at")
     args = ap.parse_args()
     device = torch.device(args.device)
     from textless_stack import tiny
 
-    model, _, _ = tiny.build("hubert", seed=0, **tiny.HUBERT_BASE)
-    model = model.to(device).eval()
+    def build():  # same seed, same weights; each run gets its own copy (reduced precision casts it in place)
+        return tiny.build("hubert", seed=0, **tiny.HUBERT_BASE)[0].to(device).eval()
+
+    model = build()
+    from textless_stack.pipeline import default_batch_seconds
+
     low = "bf16" if device.type == "cpu" else "fp16"
-    batch = 0.0 if device.type == "cpu" else 400.0
+    batch32 = default_batch_seconds(device.type, "fp32")
+    low_batches = ([float(b) for b in args.batch_seconds.split(",")] if args.batch_seconds
+                   else [default_batch_seconds(device.type, low)])
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()
@@ -109,10 +118,10 @@ def main():
         runs = {}
         for name, fn in [
             ("reference fp32 (per file)", lambda o: reference_loop(model, files, o, device)),
-            (f"ours fp32 (batch {batch:.0f} s)", lambda o: ours(model, corpus, o, device, "fp32", batch)),
-            (f"ours {low} (batch {batch:.0f} s)", lambda o: ours(model, corpus, o, device, low, batch)),
-        ]:
-            out = Path(tmp) / name.split()[0] / name.split()[1]
+            (f"ours fp32 (batch {batch32:.0f} s)", lambda o: ours(build(), corpus, o, device, "fp32", batch32)),
+        ] + [(f"ours {low} (batch {b:.0f} s)", lambda o, b=b: ours(build(), corpus, o, device, low, b))
+             for b in low_batches]:
+            out = Path(tmp) / "runs" / str(len(runs))
             out.mkdir(parents=True)
             seconds = fn(out)
             runs[name] = (seconds, out)

@@ -62,7 +62,8 @@ def add_run_arguments(p) -> None:
     p.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32", help="model compute precision")
     p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000)")
     p.add_argument("--batch-seconds", type=float, default=None,
-                   help="padded audio seconds per forward pass (default per device: cpu 0 = one file, cuda 400)")
+                   help="padded audio seconds per forward pass (default: cuda 400; cpu bf16 12; "
+                        "cpu fp32/fp16 0 = one file per pass)")
     p.add_argument("--shard-index", type=int, default=None)
     p.add_argument("--num-shards", type=int, default=None)
     p.add_argument("--no-progress", action="store_true")
@@ -138,7 +139,7 @@ def prepare(args, units: str | None) -> Prepared:
         "deduplicate": args.deduplicate, "split": args.split, "num_shards": count,
     }
     batch_seconds = args.batch_seconds if args.batch_seconds is not None else \
-        pipeline.DEFAULT_BATCH_SECONDS.get(device.type, 0.0)
+        pipeline.default_batch_seconds(device.type, args.dtype)
     log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, args.dtype, batch_seconds)
     return Prepared(items, index, count, device, encoder, quantizer, identity, batch_seconds)
 
