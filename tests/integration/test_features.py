@@ -250,6 +250,27 @@ def test_a_different_job_is_not_resumed_into_old_outputs(tmp_path, corpus, tiny_
 # --- dtype --------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("layer", ["0", "3"])
+def test_a_layer_the_model_lacks_is_refused(tmp_path, corpus, tiny_hubert, layer):
+    r = cli("features", corpus, "-o", tmp_path / "out", "--model", tiny_hubert, "--layer", layer, "--no-progress")
+    assert r.returncode == 1 and f"--layer {layer}" in r.stderr and "layers 1..2" in r.stderr
+    assert not (tmp_path / "out" / "features").exists()
+
+
+def test_bf16_on_cpu_from_the_command_line(tmp_path, corpus, tiny_hubert):
+    out = tmp_path / "out"
+    r = features(corpus, "-o", out, "--model", tiny_hubert, "--dtype", "bf16", "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    log = r.stdout + r.stderr
+    assert "cpu bf16, batch 12 s" in log and "textless-stack's forward" in log
+    for rel in ("a.wav", "b/c.wav", "g.wav"):
+        got = np.load(out / "features" / (os.path.splitext(rel)[0] + ".npy"))
+        ref = reference(tiny_hubert, corpus / rel)
+        assert got.shape == ref.shape and got.dtype == np.float32
+        cos = torch.nn.functional.cosine_similarity(torch.from_numpy(got), torch.from_numpy(ref), dim=1)
+        assert cos.min() > 0.99, rel
+
+
 def test_bf16_on_cpu_stays_close(tmp_path, corpus, tiny_hubert):
     enc = DenseEncoder(load_model(tiny_hubert).model, 2, False, torch.device("cpu"), "bf16")
     assert next(enc.model.parameters()).dtype == torch.bfloat16  # CPU casts the weights

@@ -122,6 +122,10 @@ def prepare(args, units: str | None) -> Prepared:
 
     device = _device(args.device)
     loaded = load_model(store.resolve(model_name), user_dir=args.user_dir)
+    layers = len(loaded.model.encoder.layers)
+    if layer is not None and not 1 <= layer <= layers:
+        # fairseq would quietly return the top layer for any other number
+        raise inputs.InputError(f"--layer {layer}: {model_name} has transformer layers 1..{layers}")
     encoder = DenseEncoder(loaded.model, layer, bool(loaded.cfg.task.get("normalize", False)), device,
                            args.dtype, args.max_chunk or MAX_CHUNK)
     quantizer = None
