@@ -28,6 +28,13 @@ def test_doctor_is_healthy(container):
     assert "patches fairseq" in r.stdout and "files verified" in r.stdout
 
 
+def test_selftest_passes(container):
+    """Strict load, batching parity, and the bf16-on-CPU forward against this image's own fairseq."""
+    r = container.run(["selftest"])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "FAIL" not in r.stdout and "ok   bf16 CPU forward's function = fairseq's" in r.stdout
+
+
 def test_entrypoint_prints_help(container):
     r = container.run(["--help"])
     assert r.returncode == 0 and "features" in r.stdout and "doctor" in r.stdout
