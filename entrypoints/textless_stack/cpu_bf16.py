@@ -29,7 +29,7 @@ from torch.nn.utils.weight_norm import WeightNorm
 
 QUERY_BLOCK = 128
 FFT_SIZE = 256  # positional conv blocks: 256-point FFTs, 129 outputs each for 128 taps
-ACTIVATIONS = {"gelu": lambda x: torch._C._nn.gelu_(x), "relu": torch.relu_}
+ACTIVATIONS = {"gelu": torch._C._nn.gelu_, "relu": torch.relu_}  # in place
 
 
 def unsupported(model) -> str | None:
@@ -176,7 +176,7 @@ class CpuBf16Forward:
     def _conv_features(self, source, lengths):
         first, rest = self.convs[0], self.convs[1:]
         windows = source.unfold(1, first.kernel, first.stride)  # [B, frames, kernel]: the first conv's inputs
-        valid = torch.div(lengths - first.kernel, first.stride, rounding_mode="floor") + 1
+        valid = _frames(lengths, first)
         weight, bias = self._fold_first(first, windows, valid)
         x = torch.baddbmm(bias, windows.to(self.dtype), weight)
         x = self._norm_and_activate(first, x)
@@ -184,7 +184,7 @@ class CpuBf16Forward:
             b, t, c = x.shape
             y = F.conv2d(x.view(b, 1, t, c).permute(0, 3, 1, 2), conv.weight, conv.bias, stride=(1, conv.stride))
             x = y.permute(0, 2, 3, 1).reshape(b, y.shape[-1], y.shape[1])  # a view: the output is channels-last
-            valid = torch.div(valid - conv.kernel, conv.stride, rounding_mode="floor") + 1
+            valid = _frames(valid, conv)
             x = self._norm_and_activate(conv, x)
         return x, valid
 
@@ -192,8 +192,8 @@ class CpuBf16Forward:
         """Per item: the first conv's weight and bias with its GroupNorm folded in (from valid frames only)."""
         w = conv.weight
         if conv.group_norm is None:
-            bias = torch.zeros(w.shape[1], dtype=torch.float64) if conv.bias is None else conv.bias.double()
-            return w.to(self.dtype).expand(len(valid), -1, -1), bias.to(self.dtype).expand(len(valid), 1, -1)
+            bias = torch.zeros(w.shape[1], dtype=self.dtype) if conv.bias is None else conv.bias
+            return w.to(self.dtype).expand(len(valid), -1, -1), bias.expand(len(valid), 1, -1)
         gn = conv.group_norm
         weights, biases = [], []
         for i, n in enumerate(valid.tolist()):
@@ -266,6 +266,11 @@ class _FftConv:
         y = torch.fft.irfft(y, n=self.size, dim=-1)[..., : self.step]  # [B, blocks, C, step]
         y = y.transpose(2, 3).reshape(b, blocks * self.step, c)[:, :out_len]
         return y if self.bias is None else y + self.bias
+
+
+def _frames(samples: torch.Tensor, conv: _Conv) -> torch.Tensor:
+    """Output frames of an unpadded strided conv, per item."""
+    return torch.div(samples - conv.kernel, conv.stride, rounding_mode="floor") + 1
 
 
 def _layer_norm(x, n: _Norm):

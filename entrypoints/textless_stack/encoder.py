@@ -100,10 +100,7 @@ class DenseEncoder:
     @torch.inference_mode()
     def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features [frames, dim] (float32, on CPU) for each 1-D chunk, in one padded forward pass."""
-        lengths = torch.tensor([c.numel() for c in chunks])
-        batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
-        for i, c in enumerate(chunks):
-            batch[i, : c.numel()] = c
+        batch, lengths = pad_batch(chunks)
         if self.cpu_forward is not None:
             x, frames = self.cpu_forward(batch, lengths)
         else:
@@ -142,6 +139,15 @@ class DenseEncoder:
                 else:
                     x = module(x)
         return x, valid
+
+
+def pad_batch(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D chunks -> a zero-padded float32 batch [B, longest] and the lengths [B]."""
+    lengths = torch.tensor([c.numel() for c in chunks])
+    batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
+    for i, c in enumerate(chunks):
+        batch[i, : c.numel()] = c
+    return batch, lengths
 
 
 def _masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

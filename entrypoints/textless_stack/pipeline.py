@@ -24,6 +24,9 @@ from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
 
+BF16_CPU_BATCH_SECONDS = 12.0
+
+
 def default_batch_seconds(device_type: str, dtype: str) -> float:
     """Seconds of (padded) audio per forward pass: batching must never slow a device down.
 
@@ -33,9 +36,6 @@ def default_batch_seconds(device_type: str, dtype: str) -> float:
     if device_type == "cuda":
         return 400.0
     return BF16_CPU_BATCH_SECONDS if dtype == "bf16" else 0.0
-
-
-BF16_CPU_BATCH_SECONDS = 12.0
 
 
 @dataclass

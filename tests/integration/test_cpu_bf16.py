@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from textless_stack import tiny
 from textless_stack.cpu_bf16 import CpuBf16Forward, _FftConv, unsupported
-from textless_stack.encoder import DenseEncoder, reference_features
+from textless_stack.encoder import DenseEncoder, pad_batch, reference_features
 
 VARIANTS = {
     "hubert": ("hubert", {}),
@@ -26,14 +26,6 @@ def waves(seed=3):
     return [0.1 * torch.randn(int(s * 16000), generator=g) for s in SECONDS]
 
 
-def padded(wavs):
-    lengths = torch.tensor([w.numel() for w in wavs])
-    batch = torch.zeros(len(wavs), int(lengths.max()))
-    for i, w in enumerate(wavs):
-        batch[i, : w.numel()] = w
-    return batch, lengths
-
-
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("layer", [1, None])
 def test_fp32_build_equals_fairseq_batched_and_alone(variant, layer):
@@ -42,12 +34,12 @@ def test_fp32_build_equals_fairseq_batched_and_alone(variant, layer):
     assert unsupported(model) is None
     forward = CpuBf16Forward(model, layer, torch.float32)
     wavs = waves()
-    x, frames = forward(*padded(wavs))
+    x, frames = forward(*pad_batch(wavs))
     for i, w in enumerate(wavs):
         ref = reference_features(model, w, layer, False)
         assert int(frames[i]) == ref.shape[0]
         assert (x[i, : ref.shape[0]] - ref).abs().max() <= 1e-4, (variant, layer, i)
-        (alone,), _ = forward(*padded([w]))
+        (alone,), _ = forward(*pad_batch([w]))
         assert (alone - ref).abs().max() <= 1e-4
 
 
@@ -55,11 +47,11 @@ def test_bf16_batched_stays_with_alone_and_reference():
     model, _, _ = tiny.build("hubert", seed=2)
     forward = CpuBf16Forward(model, 2)
     wavs = waves(seed=4)
-    x, frames = forward(*padded(wavs))
+    x, frames = forward(*pad_batch(wavs))
     assert x.dtype == torch.bfloat16
     for i, w in enumerate(wavs):
         ref = reference_features(model, w, 2, False)
-        (alone,), _ = forward(*padded([w]))
+        (alone,), _ = forward(*pad_batch([w]))
         got = x[i, : int(frames[i])].float()
         assert F.cosine_similarity(got, ref, dim=1).min() > 0.99
         assert F.cosine_similarity(got, alone.float(), dim=1).min() > 0.999  # padding leaks nothing

@@ -3,7 +3,8 @@
 Builds a tiny HuBERT with fairseq's own classes, saves it as fairseq's Trainer does, loads it back
 through the strict loader (parity 0.0), extracts features from the bundled sample speech batched
 together with a shorter copy (equal to the per-file reference), checks that the bf16-on-CPU
-forward, built in fp32, computes this fairseq's function, and that a broken file fails alone. Writes only under a temporary directory.
+forward, built in fp32, computes this fairseq's function, and that a broken file fails alone.
+Writes only under a temporary directory.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ def run(args) -> int:
 
     from .. import audio, tiny
     from ..cpu_bf16 import CpuBf16Forward
-    from ..encoder import DenseEncoder, reference_features
+    from ..encoder import DenseEncoder, pad_batch, reference_features
     from ..loader import load_model
     from .demo_cmd import SAMPLES
 
@@ -40,9 +41,7 @@ def run(args) -> int:
                     for b, w in zip(batched, (wav, short)))
         checks.append(("batched = per-file reference", worst <= 1e-4, f"max|diff| {worst:.2e}"))
         forward = CpuBf16Forward(loaded.model, 2, torch.float32)
-        batch = torch.zeros(2, wav.numel())
-        batch[0], batch[1, : short.numel()] = wav, short
-        x, frames = forward(batch, torch.tensor([wav.numel(), short.numel()]))
+        x, frames = forward(*pad_batch([wav, short]))
         worst = max(float((x[i, : int(frames[i])] - reference_features(loaded.model, w, 2, False)).abs().max())
                     for i, w in enumerate((wav, short)))
         checks.append(("bf16 CPU forward's function = fairseq's", worst <= 1e-4, f"fp32 build, max|diff| {worst:.2e}"))
