@@ -5,7 +5,7 @@
 Order of preference:
   1. --local DIR (or $FAIRSEQ_SRC / $TEXTLESSLIB_SRC): a git checkout must contain the
      pinned commit, which is exported exactly (uncommitted edits are ignored); a plain
-     directory is copied and recorded as "commit unverified";
+     directory is copied (symlinks kept as symlinks) and recorded as "commit unverified";
   2. git at the pinned commit;
   3. the stand-in sdist (fairseq only), resolved by uv from the package index and
      verified by sha256, with a loud line saying so.
@@ -53,7 +53,10 @@ def from_local(local: Path, dest: Path, commit: str) -> dict:
             tar.extractall(dest)
         return {"kind": "local-git", "commit": commit, "commit_verified": True}
     log(f"WARNING: {local} is not a git checkout: copied as is, commit NOT verified")
-    shutil.copytree(local, dest, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".git", "build", "*.egg-info"))
+    # symlinks as symlinks, as git and `git archive` give them: upstream has dangling ones
+    # (fairseq's examples/wav2vec/unsupervised/kaldi_self_train/st/{steps,utils} point into a Kaldi tree)
+    shutil.copytree(local, dest, symlinks=True, dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns(".git", "build", "*.egg-info"))
     return {"kind": "local-dir", "commit": commit, "commit_verified": False}
 
 
