@@ -1,4 +1,5 @@
-"""The checks behind `textless-stack doctor`: facts to show, and problems (each one line, with advice)."""
+"""The checks behind `textless-stack doctor`: facts to show, problems (each one line, with advice), and
+warnings: what could not be verified, though the environment may well be right."""
 
 from __future__ import annotations
 
@@ -20,17 +21,19 @@ def manifest_path() -> Path:
     return Path(os.environ.get("TEXTLESS_STACK_MANIFEST") or Path(sys.prefix) / "textless-stack-sources.json")
 
 
-def diagnose() -> tuple[dict, list[str]]:
+def diagnose() -> tuple[dict, list[str], list[str]]:
+    """(facts, problems, warnings)."""
     facts: dict[str, str] = {}
     problems: list[str] = []
+    warnings: list[str] = []
     facts["python"] = f"{platform.python_version()} ({sys.executable})"
     _torch(facts, problems)
-    manifest = _manifest(facts, problems)
+    manifest = _manifest(facts, problems, warnings)
     if manifest:
         _patches(manifest, facts, problems)
     _caches(facts, problems)
     _models(facts)
-    return facts, problems
+    return facts, problems, warnings
 
 
 def _torch(facts, problems) -> None:
@@ -82,7 +85,7 @@ def _variant_min_driver() -> str | None:
         return None
 
 
-def _manifest(facts, problems) -> dict | None:
+def _manifest(facts, problems, warnings) -> dict | None:
     path = manifest_path()
     try:
         manifest = json.loads(path.read_text())
@@ -96,6 +99,12 @@ def _manifest(facts, problems) -> dict | None:
         kind = record.get("kind")
         what = record.get("package") or (record.get("commit") or "")[:12] or "-"
         facts[f"source {project}"] = f"{kind} {what}" + ("  (STAND-IN)" if record.get("standin") else "")
+        if record.get("commit") and not record.get("commit_verified"):
+            # a plain directory (FAIRSEQ_SRC / TEXTLESSLIB_SRC) is recorded at the pinned commit it claims to be
+            origin = "local directory: " if kind == "local-dir" else ""
+            facts[f"source {project}"] += f"  ({origin}commit NOT verified)"
+            warnings.append(f"{project}: the {kind} source is recorded as commit {record['commit'][:12]}, but that was "
+                            f"not verified; for a verified build set {project.upper()}_SRC to a git checkout holding it")
     base = manifest.get("base_image")
     if base:
         facts["base image"] = base["ref"] + ("  (STAND-IN for the pinned digest)" if base.get("standin") else "")

@@ -11,6 +11,7 @@ Every entrypoint loads models through `load_model`, never through
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import hashlib
 import logging
@@ -25,11 +26,12 @@ import torch
 
 from . import registry
 from .checkpoint_policy import UnsafeCheckpoint, torch_load
+from .errors import UserError
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(Exception):
+class CheckpointError(UserError):
     """A checkpoint that cannot be loaded faithfully; the message says why and what to do."""
 
 
@@ -53,12 +55,17 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", user_dir: s
     Imported only when given: a checkpoint never decides which code runs."""
     path = Path(path)
     state = read_checkpoint(path)
+    _check_layout(state, path)
     _import_plugin(state, path, user_dir)
     upgrades: list[str] = []
-    cfg = _config(state, path, upgrades)
-    task, model = _build(cfg, state, path)
-    weights = _upgrade_weights(state["model"], model.state_dict(), upgrades)
-    _load_strict(model, weights, cfg, path)
+    with _stage(path, "upgrading its config"):
+        cfg = _config(state, path, upgrades)
+    with _stage(path, "building its task and model"):
+        task, model = _build(cfg, state, path)
+    with _stage(path, "upgrading its weights"):
+        weights = _upgrade_weights(state["model"], model.state_dict(), upgrades)
+    with _stage(path, "loading its weights"):
+        _load_strict(model, weights, cfg, path)
     for line in upgrades:
         log.info("%s: %s", path.name, line)
     return Loaded(model=model.eval().to(device), cfg=cfg, task=task, path=path, upgrades=upgrades)
@@ -85,6 +92,51 @@ def read_checkpoint(path: Path) -> dict:
     if not isinstance(state, dict) or "model" not in state or not isinstance(state["model"], dict):
         raise CheckpointError(f"{path}: not a fairseq checkpoint (no 'model' weights in it)")
     return state
+
+
+def _check_layout(state: dict, path: Path) -> None:
+    """What fairseq's own upgrade code takes for granted: a malformed file is named, never a bare traceback."""
+    from omegaconf import OmegaConf
+
+    odd = next((k for k, v in state["model"].items() if not torch.is_tensor(v)), None)
+    if odd is not None:
+        raise CheckpointError(f"{path}: its model weights are not all tensors ({odd!r} is of type "
+                              f"{type(state['model'][odd]).__name__}): not a fairseq checkpoint")
+    args, cfg = state.get("args"), state.get("cfg")
+    if args is not None:
+        if not isinstance(args, argparse.Namespace):
+            raise CheckpointError(f"{path}: its 'args' is of type {type(args).__name__}, not an argparse.Namespace: "
+                                  "not a fairseq checkpoint")
+        if getattr(args, "arch", None) is None:
+            raise CheckpointError(f"{path}: its 'args' names no model architecture ('arch'): not a fairseq checkpoint")
+    elif cfg is not None:
+        if not (isinstance(cfg, dict) or OmegaConf.is_dict(cfg)):
+            raise CheckpointError(f"{path}: its 'cfg' is of type {type(cfg).__name__}, not a mapping: not a fairseq checkpoint")
+        for section in ("model", "task"):
+            value = cfg.get(section)
+            if not (isinstance(value, (dict, argparse.Namespace)) or OmegaConf.is_dict(value)):
+                what = "missing" if value is None else f"of type {type(value).__name__}, not a mapping"
+                raise CheckpointError(f"{path}: its config's {section!r} section is {what}: not a fairseq checkpoint")
+    history = state.get("optimizer_history")
+    pre_06 = "optimizer_history" not in state and {"best_loss", "optimizer"} <= state.keys()  # fairseq upgrades these
+    if not pre_06 and not (isinstance(history, list) and history):
+        what = ("missing" if "optimizer_history" not in state else
+                "empty" if isinstance(history, list) else f"of type {type(history).__name__}")
+        raise CheckpointError(f"{path}: its 'optimizer_history' is {what}, but fairseq's checkpoint upgrade reads "
+                              "its last entry: not a complete fairseq checkpoint")
+
+
+@contextlib.contextmanager
+def _stage(path: Path, what: str):
+    """Any other failure while `what` still names the file and the stage: the file is what is wrong."""
+    try:
+        yield
+    except (CheckpointError, ImportError):  # ImportError: a broken environment, not a bad file
+        raise
+    except Exception as e:
+        detail = " ".join(str(e).split())[:300]
+        raise CheckpointError(f"{path}: {what} failed ({type(e).__name__}: {detail}): "
+                              "a malformed or unsupported fairseq checkpoint") from e
 
 
 def verify_known(path: Path, digest: str | None = None) -> None:
@@ -298,7 +350,7 @@ def _upgrade_weights(saved: dict, expected: dict, upgrades: list[str]) -> dict:
     for key in [k for k in out if k.endswith(".weight_g")]:
         v_key = key[: -len("_g")] + "_v"
         if key in expected and v_key in out and out[key].shape != expected[key].shape:
-            old, new = _norm_dim(out[key].shape), _norm_dim(expected[key].shape)
+            old, new = _norm_dim(out[key].shape, out[v_key].shape), _norm_dim(expected[key].shape, out[v_key].shape)
             if old is None or new is None:
                 continue  # not a weight-norm layout change: the strict load names it
             # w = g * v / ||v|| is what the layer computes; re-split it for fairseq's dim, losslessly
@@ -309,9 +361,14 @@ def _upgrade_weights(saved: dict, expected: dict, upgrades: list[str]) -> dict:
     return out
 
 
-def _norm_dim(g_shape):
+def _norm_dim(g_shape, v_shape):
+    """The dim a weight-norm gain of `g_shape` normalises `v_shape` over; None if it is not such a gain.
+
+    Checked in full: torch._weight_norm does not check shapes and reads out of bounds."""
     dims = [i for i, n in enumerate(g_shape) if n != 1]
-    return dims[0] if len(dims) == 1 else None
+    if len(dims) != 1 or len(g_shape) != len(v_shape) or g_shape[dims[0]] != v_shape[dims[0]]:
+        return None
+    return dims[0]
 
 
 def _load_strict(model: torch.nn.Module, weights: dict, cfg, path: Path) -> None:
