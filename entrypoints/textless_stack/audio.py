@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,21 +18,34 @@ class AudioError(Exception):
     """This one file cannot be used; the run goes on with the others."""
 
 
+@dataclass
+class Decoded:
+    wav: torch.Tensor     # mono float32 at SAMPLE_RATE
+    rate: int             # the file's own sample rate
+    channels: int         # the file's own channel count
+
+
 def info(path: Path) -> tuple[int, int]:
     """(frames, sample rate) from the header, without decoding."""
-    try:
-        i = sf.info(str(path))
-    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError for non-audio
-        raise AudioError(f"not readable as audio: {_first_line(e)}") from None
+    with _open(path) as f:
+        try:
+            i = sf.info(f)
+        except Exception as e:  # soundfile raises RuntimeError/LibsndfileError for non-audio
+            raise AudioError(f"not readable as audio: {_first_line(e)}") from None
     return i.frames, i.samplerate
 
 
 def load(path: Path) -> torch.Tensor:
+    return decode(path).wav
+
+
+def decode(path: Path) -> Decoded:
     """Mono float32 waveform at 16 kHz (channels averaged, resampled with torchaudio's sinc resampler)."""
-    try:
-        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:
-        raise AudioError(f"not readable as audio: {_first_line(e)}") from None
+    with _open(path) as f:
+        try:
+            data, rate = sf.read(f, dtype="float32", always_2d=True)
+        except Exception as e:
+            raise AudioError(f"not readable as audio: {_first_line(e)}") from None
     if data.size == 0:
         raise AudioError("empty: no audio samples")
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]))
@@ -39,7 +55,24 @@ def load(path: Path) -> torch.Tensor:
         import torchaudio.functional
 
         wav = torchaudio.functional.resample(wav, rate, SAMPLE_RATE)
-    return wav
+    return Decoded(wav, rate, data.shape[1])
+
+
+def _open(path: Path):
+    """Open with Python first: libsndfile says only "System error." for every OS error."""
+    try:
+        return open(path, "rb")
+    except OSError as e:
+        raise AudioError(os_reason(e, path)) from None
+
+
+def os_reason(e: OSError, path: Path) -> str:
+    """'no such file: PATH', 'permission denied: PATH', ... (a dangling symlink says where it points)."""
+    if e.errno == errno.ENOENT and os.path.islink(path):
+        return f"broken symbolic link: {path} -> {os.readlink(path)} (no such file)"
+    reasons = {errno.ENOENT: "no such file", errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.ELOOP: "symbolic link loop", errno.EISDIR: "is a directory"}
+    return f"{reasons.get(e.errno) or e.strerror or type(e).__name__}: {path}"
 
 
 def _first_line(e: Exception) -> str:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
+import signal
 import sys
 
 from . import __version__
 from .commands import (demo_cmd, doctor_cmd, features_cmd, inspect_cmd, merge_cmd, models_cmd, resynth_cmd,
                        selftest_cmd)
+from .errors import Terminated, UserError
 
 COMMANDS = [features_cmd, resynth_cmd, merge_cmd, models_cmd, doctor_cmd, inspect_cmd, demo_cmd, selftest_cmd]
 
@@ -57,22 +58,30 @@ def main(argv=None) -> int:
         return 2
     setup_logging(args.verbose)
     if args.trust_checkpoint:
-        from .checkpoint_policy import TRUST_ENV
+        from .checkpoint_policy import trust_from_cli
 
-        os.environ[TRUST_ENV] = "1"
+        trust_from_cli()
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.run(args)
     except KeyboardInterrupt:
         print("textless-stack: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("textless-stack: terminated by SIGTERM (preempted, time limit or cancelled): finished files are "
+              "kept; rerun the same command to finish", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except Exception as e:
         if args.verbose:
             raise
-        from .errors import EXPECTED
-
-        detail = str(e) if isinstance(e, EXPECTED) else f"{type(e).__name__}: {e}"
+        detail = str(e) if isinstance(e, (UserError, FileNotFoundError)) else f"{type(e).__name__}: {e}"
         print(f"textless-stack: error: {' '.join(detail.split())}", file=sys.stderr)
         return 1
+
+
+def _terminate(signum, frame):
+    # SLURM sends SIGTERM before SIGKILL: unwind (temp files removed, locks released) and say so
+    raise Terminated(signal.Signals(signum).name)
 
 
 if __name__ == "__main__":

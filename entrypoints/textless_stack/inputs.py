@@ -8,10 +8,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .errors import UserError
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".aiff", ".aif", ".au", ".w64"}
 
 
-class InputError(Exception):
+class InputError(UserError):
     pass
 
 
@@ -21,14 +23,18 @@ class Item:
     key: str              # relative path: names outputs and identifies the file in units/errors
     samples: int | None = None   # from a tsv manifest, when known
     extra: dict = field(default_factory=dict, hash=False, compare=False)  # JSONL fields carried through
+    root: Path | None = field(default=None, compare=False)  # the input directory it was found under
 
 
 def collect(spec: str) -> list[Item]:
     """Items in a deterministic order (sorted for directories and globs, file order for manifests)."""
     path = Path(spec)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-        return [Item(p, p.relative_to(path).as_posix()) for p in files]
+        try:
+            files = sorted(p for p in path.rglob("*") if _audio_entry(p))
+        except OSError as e:  # the directory went away (or became unreadable) while it was listed
+            raise InputError(f"{spec}: cannot list the input directory: {e.strerror or e}") from None
+        return [Item(p, p.relative_to(path).as_posix(), root=path) for p in files]
     if path.is_file() and path.suffix == ".tsv":
         return _tsv(path)
     if path.is_file() and path.suffix in (".jsonl", ".json"):
@@ -39,7 +45,17 @@ def collect(spec: str) -> list[Item]:
     if not matches:
         raise InputError(f"{spec}: no such file or directory, and no file matches it as a glob")
     root = Path(_glob_root(spec))
-    return [Item(Path(m), Path(m).relative_to(root).as_posix()) for m in matches if Path(m).is_file()]
+    return [Item(Path(m), Path(m).relative_to(root).as_posix(), root=root) for m in matches if _file_like(Path(m))]
+
+
+def _file_like(path: Path) -> bool:
+    """A file, or a symlink that does not resolve to a directory: a dangling or looping link is an input
+    that fails on its own (listed and counted), never one that silently vanishes."""
+    return path.is_file() or (path.is_symlink() and not path.is_dir())
+
+
+def _audio_entry(path: Path) -> bool:
+    return path.suffix.lower() in AUDIO_SUFFIXES and _file_like(path)
 
 
 def _glob_root(spec: str) -> str:
@@ -61,7 +77,7 @@ def _tsv(path: Path) -> list[Item]:
         fields = line.split("\t")
         if len(fields) < 2 or not fields[1].strip().isdigit():
             raise InputError(f"{path}:{n}: expected 'relative/path<TAB>num_samples', got {line!r}")
-        items.append(Item(root / fields[0], fields[0], samples=int(fields[1])))
+        items.append(Item(root / fields[0], fields[0], samples=int(fields[1]), root=root))
     return items
 
 

@@ -11,10 +11,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UserError
 from .outputs import PARTS, Layout, concat_lines, concat_npy, save_json
 
 
-class MergeError(Exception):
+class MergeError(UserError):
     pass
 
 

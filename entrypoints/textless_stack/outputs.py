@@ -8,36 +8,115 @@ fairseq's dump format ({split}_{rank}_{nshard}.npy + .len) and JSONL files, and 
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import functools
+import io
 import json
 import os
+import socket
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from .errors import UserError
+
 PARTS = ".parts"
+
+
+class OutputError(UserError):
+    """The output directory cannot take the results (full, unwritable, or another process's)."""
+
+
+@functools.cache
+def _file_mode() -> int:
+    # mkstemp creates 0600 whatever the umask; outputs must be what any tool creates (0644 under 022).
+    # The umask can only be read by setting it: once, before any worker thread writes.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def disk_errors(where: Path):
+    """A full disk or quota, a read-only or unwritable directory: one error naming the directory."""
+    try:
+        yield
+    except OSError as e:
+        reasons = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                   errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                   errno.EPERM: "permission denied"}
+        if e.errno not in reasons:
+            raise
+        raise OutputError(f"{where}: {reasons[e.errno]}: finished files are kept; free space or fix the "
+                          "directory, then rerun the same command to finish") from None
 
 
 @contextmanager
 def atomic(path: Path, mode: str = "wb"):
     """Write to a temp file beside `path`, fsync, then rename over it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with disk_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            os.fchmod(fd, _file_mode())
+            with os.fdopen(fd, mode) as f:
+                yield f
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def check_writable(out: Path) -> None:
+    """Before any model is loaded: the output directory exists (or can be made) and takes a file."""
+    with disk_errors(out):
+        out.mkdir(parents=True, exist_ok=True)
+        if not out.is_dir():
+            raise OutputError(f"{out}: not a directory")
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+
+
+@contextmanager
+def shard_lock(out: Path, stem: str):
+    """One process per output shard: a second one (a resubmitted task racing the original) is refused,
+    naming the holder. flock is released by the kernel when its holder dies, so a killed run leaves no
+    lock that blocks; the file keeps only the last holder's name."""
+    path = out / PARTS / f"{stem}.lock"
+    with disk_errors(path.parent):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, _file_mode())
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+            raise OutputError(f"{out}: shard {stem} is being written by {holder}: wait for it to finish or "
+                              "stop it; two processes must not write one shard") from None
+        job = os.environ.get("SLURM_JOB_ID")
+        task = os.environ.get("SLURM_ARRAY_TASK_ID")
+        holder = (f"pid {os.getpid()} on {socket.gethostname()}"
+                  + (f" (SLURM job {job}{'_' + task if task else ''})" if job else "")
+                  + f" since {time.strftime('%Y-%m-%d %H:%M:%S')}")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, holder.encode() + b"\n", 0)
+        yield
+    finally:
+        os.close(fd)
 
 
 def save_npy(path: Path, array: np.ndarray) -> None:
+    buffer = io.BytesIO()  # numpy's own file writes lose the errno of a full disk
+    np.save(buffer, array)
     with atomic(path) as f:
-        np.save(f, array)
+        f.write(buffer.getbuffer())
 
 
 def save_wav(path: Path, waveform, sample_rate: int) -> None:
@@ -142,17 +221,34 @@ def concat_npy(sources: list[Path], dest: Path) -> list[int]:
     arrays = [a for a in loaded if a.shape[0]]
     dim = arrays[0].shape[1] if arrays else 0
     dtype = arrays[0].dtype if arrays else np.float32
-    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.partial.tmp.npy")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(sum(a.shape[0] for a in arrays), dim))
+    try:
+        with disk_errors(dest.parent):
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            _fill_memmap(tmp, arrays, dtype, dim)
+            os.replace(tmp, dest)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return [a.shape[0] for a in loaded]
+
+
+def _fill_memmap(tmp: Path, arrays: list, dtype, dim: int) -> None:
+    # a sparse memmap hits a full disk as SIGBUS, not ENOSPC: reserve the blocks first
+    header = np.lib.format.open_memmap(tmp, mode="w+", dtype=dtype, shape=(sum(a.shape[0] for a in arrays), dim))
+    size = os.path.getsize(tmp)
+    del header
+    with open(tmp, "r+b") as f:
+        os.posix_fallocate(f.fileno(), 0, size)
+    out = np.lib.format.open_memmap(tmp, mode="r+")
     offset = 0
     for a in arrays:
         out[offset:offset + a.shape[0]] = a
         offset += a.shape[0]
     out.flush()
     del out
-    os.replace(tmp, dest)
-    return [a.shape[0] for a in loaded]
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
 
 
 def concat_lines(sources: list[Path], dest: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ import torch
 from . import audio, inputs, outputs
 from .audio import AudioError
 from .encoder import DenseEncoder
+from .errors import Terminated
 from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
@@ -63,13 +65,25 @@ class Summary:
     wall_seconds: float = 0.0
     failures: list[tuple[str, str]] = field(default_factory=list)
     label: str = "features"
+    resampled: Counter = field(default_factory=Counter)  # the files' own rates -> how many
+    downmixed: int = 0
 
     def line(self) -> str:
         rate = self.audio_seconds / self.wall_seconds if self.wall_seconds else 0.0
         return (f"{self.label}: {self.files} files ({self.files - self.done_before - self.failed} extracted, "
                 f"{self.done_before} already done, {self.failed} failed), "
                 f"{self.audio_seconds / 3600:.3f} h of audio in {self.wall_seconds:.1f} s "
-                f"({rate:.1f} audio-s/s)")
+                f"({rate:.1f} audio-s/s){self.conversions()}")
+
+    def conversions(self) -> str:
+        """What was done to the audio on the way in: never silently."""
+        parts = []
+        if self.resampled:
+            rates = ", ".join(f"{n} from {r} Hz" for r, n in sorted(self.resampled.items()))
+            parts.append(f"{sum(self.resampled.values())} resampled to {audio.SAMPLE_RATE} Hz ({rates})")
+        if self.downmixed:
+            parts.append(f"{self.downmixed} downmixed to mono")
+        return f"; {'; '.join(parts)}" if parts else ""
 
 
 @dataclass
@@ -79,8 +93,22 @@ class _Planned:
 
 
 def run(job: Job) -> Summary:
-    started = time.perf_counter()
+    """Process every item not done yet, then assemble the shard. One process per shard (locked);
+    on SIGTERM (Terminated) it stops after logging what is kept: finished files stay, partial ones never exist."""
     summary = Summary(files=len(job.items), label=job.label)
+    with outputs.shard_lock(job.layout.out, job.layout.stem):
+        try:
+            _run(job, summary)
+        except Terminated:
+            done = sum(job.layout.done(it.key) for it in job.items)
+            log.error("terminated by SIGTERM: %d of %d files finished and kept (%d failed); rerun the same "
+                      "command to finish", done, len(job.items), summary.failed)
+            raise
+    return summary
+
+
+def _run(job: Job, summary: Summary) -> None:
+    started = time.perf_counter()
     for item in job.items:
         job.layout.clean_stale(item.key)
     todo = [it for it in job.items if not job.layout.done(it.key)]
@@ -95,26 +123,31 @@ def run(job: Job) -> Summary:
             _fail(job, summary, item, str(e))
     batches = _plan(planned, job.batch_seconds, job.encoder.max_chunk)
     total = sum(p.samples for p in planned) / audio.SAMPLE_RATE
-    with _progress(total, job.progress) as bar, ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_decode, batches[0]) if batches else None
-        for i in range(len(batches)):
-            decoded = pending.result()
-            pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
-            for item, error in decoded.errors:
-                _fail(job, summary, item, error)
-            if decoded.ok:
-                _encode_and_write(job, summary, decoded.ok)
-            bar.update(sum(p.samples for p in batches[i]) / audio.SAMPLE_RATE)
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        with _progress(total, job.progress) as bar:
+            pending = pool.submit(_decode, batches[0]) if batches else None
+            for i in range(len(batches)):
+                decoded = pending.result()
+                pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
+                for item, error in decoded.errors:
+                    _fail(job, summary, item, error)
+                for _, d in decoded.ok:
+                    summary.resampled[d.rate] += d.rate != audio.SAMPLE_RATE
+                    summary.downmixed += d.channels > 1
+                summary.resampled = +summary.resampled  # drop the zero counts
+                if decoded.ok:
+                    _encode_and_write(job, summary, [(item, d.wav) for item, d in decoded.ok])
+                bar.update(sum(p.samples for p in batches[i]) / audio.SAMPLE_RATE)
+    finally:  # on SIGTERM, do not wait for the next batch's decoding
+        pool.shutdown(wait=False, cancel_futures=True)
     job.layout.assemble([it.key for it in job.items])
     summary.wall_seconds = time.perf_counter() - started
-    return summary
 
 
 def _samples_at_16k(item: inputs.Item) -> int:
     if item.samples is not None:
         return item.samples
-    if not item.path.exists():
-        raise AudioError("no such file")
     frames, rate = audio.info(item.path)
     if frames <= 0:
         raise AudioError("empty: no audio samples")
@@ -139,7 +172,7 @@ def _plan(planned: list[_Planned], batch_seconds: float, max_chunk: int) -> list
 
 @dataclass
 class _Decoded:
-    ok: list[tuple[inputs.Item, torch.Tensor]]
+    ok: list[tuple[inputs.Item, audio.Decoded]]
     errors: list[tuple[inputs.Item, str]]
 
 
@@ -147,7 +180,7 @@ def _decode(batch: list[_Planned]) -> _Decoded:
     ok, errors = [], []
     for p in batch:
         try:
-            ok.append((p.item, audio.load(p.item.path)))
+            ok.append((p.item, audio.decode(p.item.path)))
         except AudioError as e:
             errors.append((p.item, str(e)))
     return _Decoded(ok, errors)
@@ -217,6 +250,10 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
 
 
 def _fail(job: Job, summary: Summary, item: inputs.Item, reason: str) -> None:
+    if item.root is not None and not item.root.is_dir():
+        # not this file's fault: every file after it would fail the same way (an unmounted share)
+        raise inputs.InputError(f"{item.root}: the input directory disappeared during the run; finished files "
+                                "are kept: rerun the same command once it is back")
     summary.failed += 1
     summary.failures.append((item.key, reason))
     log.error("%s: %s", item.key, reason)

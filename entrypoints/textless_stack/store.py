@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from . import registry
+from .errors import UserError
 from .loader import sha256_file
 
 log = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ OFFLINE_ENV = "TEXTLESS_STACK_OFFLINE"
 BAKED_ENV = "TEXTLESS_STACK_BAKED"  # read-only models an image was built with (`make image BAKE_MODELS=...`)
 
 
-class ModelUnavailable(Exception):
+class ModelUnavailable(UserError):
     pass
 
 

@@ -103,10 +103,11 @@ class Prepared:
 
 
 def prepare(args, units: str | None) -> Prepared:
-    from .. import inputs, pipeline, registry, store
+    from .. import inputs, outputs, pipeline, registry, store
     from ..encoder import MAX_CHUNK, DenseEncoder
     from ..loader import load_model, sha256_file
 
+    outputs.check_writable(args.output)  # before minutes of model loading, not after
     items = [item for spec in args.inputs for item in inputs.collect(spec)]
     inputs.check_unique(items)
     index, count = _shard_from_env(args)
