@@ -48,24 +48,38 @@ tools: $(UV) ## bootstrap the build tools (uv) under $(BUILD_DIR)
 lock: $(UV) ## re-resolve env/locks/*.txt from env/pins.toml (hash-locked, linux x86_64, Python 3.10, per variant)
 	time $(HOST_PYTHON) env/lock.py $(UV)
 
-# --- upstream wheels: fetch (pinned commit | local dir | stand-in), patch, build ---------
-WHEELS := $(BUILD_DIR)/wheels
+# --- upstream sources: fetch (pinned commit | local dir | stand-in) and patch; no build -----
 SRC := $(BUILD_DIR)/src
+WHEELS := $(BUILD_DIR)/wheels
 BUILD_ENV = UV=$(abspath $(UV)) PYTHON=$(PYTHON_STACK) TOOL_PYTHON=$(HOST_PYTHON)
+SOURCE_INPUTS := $(UV) env/sources.py env/build-wheel.sh $(wildcard env/patcher/*.py) env/pins.toml
 
-$(WHEELS)/fairseq.stamp: $(UV) env/sources.py env/build-wheel.sh $(wildcard env/patcher/*.py) env/pins.toml
-	$(BUILD_ENV) env/build-wheel.sh fairseq $(SRC) $(WHEELS)
+$(SRC)/fairseq.stamp: $(SOURCE_INPUTS)
+	$(BUILD_ENV) env/build-wheel.sh fairseq $(SRC)
 	@touch $@
 
 # textlesslib has no stand-in: exit 3 from build-wheel.sh means "not available", recorded, not fatal.
-$(WHEELS)/textlesslib.stamp: $(UV) env/sources.py env/build-wheel.sh $(wildcard env/patcher/*.py) env/pins.toml
-	@rc=0; $(BUILD_ENV) env/build-wheel.sh textlesslib $(SRC) $(WHEELS) || rc=$$?; \
+$(SRC)/textlesslib.stamp: $(SOURCE_INPUTS)
+	@rc=0; $(BUILD_ENV) env/build-wheel.sh textlesslib $(SRC) || rc=$$?; \
 	if [ $$rc -eq 3 ]; then echo "textlesslib: SOURCE NOT AVAILABLE: its tests will skip (pass TEXTLESSLIB_SRC=...)"; \
 	rm -f $(SRC)/textlesslib-patch-report.json; elif [ $$rc -ne 0 ]; then exit $$rc; fi
 	@touch $@
 
+.PHONY: sources
+sources: $(SRC)/fairseq.stamp $(SRC)/textlesslib.stamp ## fetch and patch fairseq and textlesslib into .build/src, building nothing (what `make image` takes)
+
+# --- upstream wheels, from those sources (for the local environments) --------------------
+$(WHEELS)/fairseq.stamp: $(SRC)/fairseq.stamp
+	SKIP_FETCH=1 $(BUILD_ENV) env/build-wheel.sh fairseq $(SRC) $(WHEELS)
+	@touch $@
+
+$(WHEELS)/textlesslib.stamp: $(SRC)/textlesslib.stamp
+	@rc=0; SKIP_FETCH=1 $(BUILD_ENV) env/build-wheel.sh textlesslib $(SRC) $(WHEELS) || rc=$$?; \
+	if [ $$rc -eq 3 ]; then echo "textlesslib: no source, no wheel"; elif [ $$rc -ne 0 ]; then exit $$rc; fi
+	@touch $@
+
 .PHONY: wheels
-wheels: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## fetch, patch and build the fairseq and textlesslib wheels
+wheels: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## build the fairseq and textlesslib wheels from `make sources` (for `make venv`)
 
 # --- the local Python 3.10 environment ----------------------------------------------
 $(VENV)/.stamp: $(UV) $(RUNTIME_LOCK) env/locks/dev.txt $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp entrypoints/pyproject.toml
@@ -124,7 +138,7 @@ CA_BUNDLE ?= $(wildcard /etc/ssl/certs/ca-certificates.crt)
 ENGINE = DOCKER_HOST=$$(docker/engine.sh start $(DOCKER_STATE))
 
 .PHONY: image
-image: $(WHEELS)/fairseq.stamp $(WHEELS)/textlesslib.stamp ## build the image for VARIANT (default from env/pins.toml) with Docker
+image: sources ## build the image for VARIANT (default from env/pins.toml) with Docker, from `make sources`
 	@mkdir -p $(DOCKER_STATE)
 	export $(ENGINE) && CA_BUNDLE=$(CA_BUNDLE) time docker/build.sh $(VARIANT) $(IMAGE) $(DOCKER_STATE) $(SRC)
 
@@ -146,6 +160,18 @@ engine-stop: ## stop the private Docker engine the harness started (if any)
 
 # --- tests -----------------------------------------------------------------------------
 PYTEST_ARGS ?=
+
+# The unit tests need no build: pytest and hadolint (env/locks/dev.txt) in a small environment of the
+# stack's interpreter (else the host's), our stdlib tools (env/) and the package's pure modules from the tree.
+UNIT_ENV := $(BUILD_DIR)/unit-env
+$(UNIT_ENV)/.stamp: $(UV) env/locks/dev.txt
+	$(UV) venv --quiet --allow-existing --python $(or $(PYTHON_STACK),$(HOST_PYTHON)) $(UNIT_ENV)
+	VIRTUAL_ENV=$(UNIT_ENV) $(UV) pip sync --quiet --require-hashes env/locks/dev.txt
+	@touch $@
+
+.PHONY: test-unit
+test-unit: $(UNIT_ENV)/.stamp ## the unit tests alone, in seconds: no build, no torch (tests/unit; PYTEST_ARGS=...)
+	PYTHONPATH=entrypoints $(UNIT_ENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests/unit
 
 .PHONY: test
 test: venv check-pythons image sif ## every suite: smoke tests inside the image and the SIF, SLURM arrays over the SIF (what .ci/run runs)

@@ -2,7 +2,7 @@
 # apptainer/toolbox.sh setup TOOLBOX
 # apptainer/toolbox.sh run TOOLBOX [--bind DIR]... -- COMMAND...
 #
-# Where the host has `apptainer`, nothing here is needed (apptainer/run.sh uses it directly).
+# Where the host has `apptainer`, nothing here is needed (apptainer/apptainer.sh uses it directly).
 # Otherwise: a small Debian sid root with Debian's apptainer, entered with pivot_root (apptainer
 # refuses a chroot). DIRs are bound at the same paths, so commands see the same files.
 set -euo pipefail

@@ -2,9 +2,11 @@
 # docker/build.sh VARIANT TAG STATE_DIR SRC_DIR
 #
 # Build one image variant with a real Docker engine (docker/engine.sh must have started one;
-# DOCKER_HOST set). Base: the pinned digest when it can be pulled, else the local stand-in
-# (docker/base-standin.sh), recorded in the image. Upstream sources come from SRC_DIR (fetched
-# and verified by env/sources.py). Extra CA bundle: $CA_BUNDLE, passed as a build secret.
+# DOCKER_HOST set). Build arguments: the pinned ones from `env/pins.py build-args VARIANT`, plus
+# the facts of this build (base actually used, revision, models to bake). Base: the pinned digest
+# when it can be pulled, else the local stand-in (docker/base-standin.sh), recorded in the image.
+# Upstream sources come from SRC_DIR (`make sources`: fetched and verified by env/sources.py).
+# Extra CA bundle: $CA_BUNDLE, passed as a build secret.
 set -euo pipefail
 variant=$1 tag=$2 state=$(realpath -m "$3") src=$(realpath "$4")
 cd "$(dirname "$0")/.."
@@ -20,15 +22,18 @@ for project in fairseq textlesslib; do
     fi
 done
 printf '%s\n' '**/__pycache__' '**/*.egg-info' '**/build' >"$context/.dockerignore"
-pin() { python3 env/pins.py get "$1"; }
 
-base=$(pin base_image.ref)
-standin=false
+declare -A arg=()
+pinned=$(python3 env/pins.py build-args "$variant")
+while IFS='=' read -r name value; do arg[$name]=$value; done <<<"$pinned"
+
+arg[BASE_IS_STANDIN]=false
+base=${arg[BASE_IMAGE]}
 if ! docker image inspect "$base" >/dev/null 2>&1 && ! docker pull --quiet "$base" >/dev/null 2>&1; then
-    base=textless-stack/base-standin:python3.10-slim-bookworm
-    standin=true
-    echo "build: the pinned base cannot be pulled here: USING THE LOCAL STAND-IN $base" >&2
-    docker/base-standin.sh "$base" "$state/standin" >&2
+    arg[BASE_IMAGE]=textless-stack/base-standin:python3.10-slim-bookworm
+    arg[BASE_IS_STANDIN]=true
+    echo "build: the pinned base cannot be pulled here: USING THE LOCAL STAND-IN ${arg[BASE_IMAGE]}" >&2
+    docker/base-standin.sh "${arg[BASE_IMAGE]}" "$state/standin" >&2
 fi
 
 # BuildKit: the engine's own client where the PATH one has no buildx (Debian docker.io 20.10)
@@ -38,23 +43,14 @@ if ! docker buildx version >/dev/null 2>&1 && [ -x /usr/bin/docker ]; then clien
 secret=()
 if [ -n "${CA_BUNDLE:-}" ] && [ -s "$CA_BUNDLE" ]; then secret=(--secret "id=ca_bundle,src=$CA_BUNDLE"); fi
 
-revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-$(git diff --quiet HEAD 2>/dev/null) || revision="$revision-dirty"
+arg[REVISION]=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+$(git diff --quiet HEAD 2>/dev/null) || arg[REVISION]="${arg[REVISION]}-dirty"
+arg[BAKE_MODELS]=${BAKE_MODELS:-}
 
+build_args=()
+for name in "${!arg[@]}"; do build_args+=(--build-arg "$name=${arg[$name]}"); done
 DOCKER_BUILDKIT=1 $client build \
-    --file docker/Dockerfile --target runtime --tag "$tag" "${secret[@]}" \
-    --build-arg BASE_IMAGE="$base" \
-    --build-arg BASE_IS_STANDIN="$standin" \
-    --build-arg VARIANT="$variant" \
-    --build-arg REVISION="$revision" \
-    --build-arg UV_VERSION="$(pin tools.uv)" \
-    --build-arg TOMLI_VERSION="$(pin runtime.tomli)" \
-    --build-arg FAIRSEQ_COMMIT="$(pin sources.fairseq.commit)" \
-    --build-arg TEXTLESSLIB_COMMIT="$(pin sources.textlesslib.commit)" \
-    --build-arg TORCH_VERSION="$(pin "variants.$variant.torch")" \
-    --build-arg MIN_DRIVER="$(pin "variants.$variant.min_driver")" \
-    --build-arg BAKE_MODELS="${BAKE_MODELS:-}" \
-    "$context"
+    --file docker/Dockerfile --target runtime --tag "$tag" "${secret[@]}" "${build_args[@]}" "$context"
 # the id file changes (mtime) only when the image does: the SIF target depends on it
 id=$(docker image inspect "$tag" --format '{{.Id}}')
 [ "$(cat "$state/image-$variant.id" 2>/dev/null)" = "$id" ] || echo "$id" >"$state/image-$variant.id"

@@ -4,8 +4,9 @@ Stdlib only (tomllib, or tomli on Python 3.10), so it runs before any
 environment exists: the Makefile, the Docker build and the tests all call it.
 
     python env/pins.py get sources.fairseq.commit
-    python env/pins.py requirements runtime      # lock input, one `name==version` per line
+    python env/pins.py lock-input runtime-cu124  # lock input, one `name==version` per line
     python env/pins.py make-vars                 # Makefile include (PIN_*)
+    python env/pins.py build-args cu124          # the image's pinned build args, one `NAME=value` per line
 """
 
 from __future__ import annotations
@@ -118,6 +119,24 @@ def make_vars(pins: dict) -> str:
     return "".join(f"{k} := {v}\n" for k, v in values.items())
 
 
+def build_args(pins: dict, variant: str) -> dict[str, str]:
+    """The Docker build arguments that come from the pins (docker/build.sh adds the per-build facts:
+    stand-in base, revision, models to bake). BASE_IMAGE is the pinned ref."""
+    if variant not in variants(pins):
+        raise KeyError(f"no variant {variant!r} in {PINS_FILE.name} (have: {', '.join(variants(pins))})")
+    meta = pins["variants"][variant]
+    return {
+        "VARIANT": variant,
+        "BASE_IMAGE": pins["base_image"]["ref"],
+        "UV_VERSION": pins["tools"]["uv"],
+        "TOMLI_VERSION": pins["runtime"]["tomli"],
+        "FAIRSEQ_COMMIT": pins["sources"]["fairseq"]["commit"],
+        "TEXTLESSLIB_COMMIT": pins["sources"]["textlesslib"]["commit"],
+        "TORCH_VERSION": meta["torch"],
+        "MIN_DRIVER": meta["min_driver"],
+    }
+
+
 def build_constraints(pins: dict) -> str:
     return "".join(f"{name}=={version}\n" for name, version in pins["build"].items())
 
@@ -135,6 +154,8 @@ def main(argv: list[str]) -> int:
         print("\n".join(check_pythons(pins)[argv[1]]))
     elif argv == ["make-vars"]:
         sys.stdout.write(make_vars(pins))
+    elif len(argv) == 2 and argv[0] == "build-args":
+        sys.stdout.write("".join(f"{k}={v}\n" for k, v in build_args(pins, argv[1]).items()))
     elif argv == ["build-constraints"]:
         sys.stdout.write(build_constraints(pins))
     else:

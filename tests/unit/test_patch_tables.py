@@ -4,6 +4,7 @@ import re
 
 import pytest
 from patcher import PROJECTS, PatchMismatch, Project, apply
+from patcher.common import MARK
 
 CASES = [
     (project, flavour, t)
@@ -52,12 +53,30 @@ def test_transform_fails_on_a_mismatch(tmp_path, case):
         apply(single(t, flavour), tmp_path)
 
 
-def test_every_change_is_marked_or_self_evident():
-    for project in PROJECTS.values():
-        for t in project.transforms:
-            assert t.name and t.count, t
-            if t.regex:
-                assert t.example, f"{t.name}: regex transforms carry an example of upstream text"
+def self_evident(t) -> bool:
+    """A change that needs no mark: an edit inside one line (neither the upstream text nor the replacement
+    spans lines: `np.float` -> `float`, a keyword added, `torch.load(` -> `torch_load(`), which the changed
+    line shows whole, or one in a file that is not Python source (requirements.txt, whose lines are data)."""
+    one_line = "\n" not in t.sample().rstrip("\n") and "\n" not in t.replace.rstrip("\n")
+    return one_line or not t.path.endswith(".py")
+
+
+@pytest.mark.parametrize("case", CASES, ids=ids)
+def test_every_change_is_marked_or_self_evident(tmp_path, case):
+    """Every place a transform changes carries `# textless-stack: <why>` in the patched file, unless the
+    change is self-evident."""
+    _, flavour, t = case
+    assert t.name and t.count, t
+    if t.regex:
+        assert t.example, f"{t.name}: regex transforms carry an example of upstream text"
+    if MARK not in t.replace:
+        assert self_evident(t), f"{t.name}: a change of more than one line must carry `{MARK} <why>`"
+        return
+    places = t.count[flavour]
+    path = sample_tree(tmp_path, t, places)
+    apply(single(t, flavour), tmp_path)
+    marks = re.findall(re.escape(MARK) + r" \S", path.read_text())
+    assert len(marks) >= places, f"{t.name}: {len(marks)} of its {places} place(s) carry `{MARK} <why>`"
 
 
 def test_fairseq_covers_both_flavours():

@@ -1,7 +1,13 @@
-"""pins.toml is the one source; the locks must match it."""
+"""pins.toml is the one source; the locks, the Makefile and the image build take their versions from it."""
+
+import re
 
 import pins
 import pytest
+
+MAKEFILE = pins.PINS_FILE.parents[1] / "Makefile"
+# what a pinned value looks like when written out: a version, a requirement, a digest, a git commit
+LITERAL_VERSION = re.compile(r"==\s*\d|\d+\.\d+|@sha256:|\b[0-9a-f]{40}\b")  # python3.10 counts too
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +75,34 @@ def test_key_facts(the_pins):
     assert len(the_pins["sources"]["fairseq"]["standin"]["sha256"]) == 64
 
 
+def makefile_code() -> list[tuple[int, str]]:
+    """(line number, text) of the Makefile with comments and `## help` texts taken out."""
+    return [(n, line.split("#", 1)[0]) for n, line in enumerate(MAKEFILE.read_text().splitlines(), 1)]
+
+
 def test_make_vars_carry_no_literal_versions_of_their_own(the_pins):
     text = pins.make_vars(the_pins)
     assert f"PIN_FAIRSEQ_COMMIT := {the_pins['sources']['fairseq']['commit']}" in text
     assert f"PIN_UV := {the_pins['tools']['uv']}" in text
+    # the Makefile writes no version itself: each one it uses is a PIN_ variable that make-vars defines
+    literal = [f"Makefile:{n}: {line.strip()}" for n, line in makefile_code() if LITERAL_VERSION.search(line)]
+    assert not literal, "versions belong in env/pins.toml (PIN_ variables, `pins.py make-vars`):\n" + "\n".join(literal)
+    defined = set(re.findall(r"^(PIN_\w+) :=", text, re.M))
+    used = {name for _, line in makefile_code() for name in re.findall(r"\$\((PIN_\w+)\)", line)}
+    assert used and used <= defined, f"the Makefile uses PIN_ variables make-vars does not define: {used - defined}"
+    assert "uv==$(PIN_UV)" in MAKEFILE.read_text(), "uv is installed at its pin"
+
+
+def test_build_args_are_the_pins(the_pins):
+    for variant in pins.variants(the_pins):
+        args = pins.build_args(the_pins, variant)
+        meta = the_pins["variants"][variant]
+        assert args["VARIANT"] == variant and args["BASE_IMAGE"] == the_pins["base_image"]["ref"]
+        assert (args["TORCH_VERSION"], args["MIN_DRIVER"]) == (meta["torch"], meta["min_driver"])
+        assert args["FAIRSEQ_COMMIT"] == the_pins["sources"]["fairseq"]["commit"]
+        assert all(v and "\n" not in v for v in args.values())
+    with pytest.raises(KeyError, match="no variant"):
+        pins.build_args(the_pins, "no-such-variant")
 
 
 def test_check_python_overrides(the_pins):
