@@ -27,11 +27,11 @@ class Decoded:
 
 def info(path: Path) -> tuple[int, int]:
     """(frames, sample rate) from the header, without decoding."""
-    with _open(path) as f:
-        try:
-            i = sf.info(f)
-        except Exception as e:  # soundfile raises RuntimeError/LibsndfileError for non-audio
-            raise AudioError(f"not readable as audio: {_first_line(e)}") from None
+    _probe(path)
+    try:
+        i = sf.info(str(path))
+    except Exception as e:  # soundfile raises RuntimeError/LibsndfileError for non-audio
+        raise AudioError(f"not readable as audio: {_first_line(e)}") from None
     return i.frames, i.samplerate
 
 
@@ -41,11 +41,11 @@ def load(path: Path) -> torch.Tensor:
 
 def decode(path: Path) -> Decoded:
     """Mono float32 waveform at 16 kHz (channels averaged, resampled with torchaudio's sinc resampler)."""
-    with _open(path) as f:
-        try:
-            data, rate = sf.read(f, dtype="float32", always_2d=True)
-        except Exception as e:
-            raise AudioError(f"not readable as audio: {_first_line(e)}") from None
+    _probe(path)
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as e:
+        raise AudioError(f"not readable as audio: {_first_line(e)}") from None
     if data.size == 0:
         raise AudioError("empty: no audio samples")
     wav = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]))
@@ -58,10 +58,11 @@ def decode(path: Path) -> Decoded:
     return Decoded(wav, rate, data.shape[1])
 
 
-def _open(path: Path):
-    """Open with Python first: libsndfile says only "System error." for every OS error."""
+def _probe(path: Path) -> None:
+    """Open with Python first: libsndfile says only "System error." for every OS error. (Decoding then
+    goes by path: a file object would run Python inside libsndfile, where a SIGTERM is swallowed.)"""
     try:
-        return open(path, "rb")
+        open(path, "rb").close()
     except OSError as e:
         raise AudioError(os_reason(e, path)) from None
 
@@ -76,5 +77,6 @@ def os_reason(e: OSError, path: Path) -> str:
 
 
 def _first_line(e: Exception) -> str:
-    text = str(e).strip().splitlines()
+    # libsndfile's own reason, without soundfile's "Error opening <file object>: " prefix
+    text = (getattr(e, "error_string", None) or str(e)).strip().splitlines()
     return text[0] if text else type(e).__name__

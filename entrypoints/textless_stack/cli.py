@@ -1,7 +1,8 @@
 """textless-stack: the 2021 textless speech stack, runnable today.
 
 Exit codes: 0 success, 1 error (one line on stderr; --verbose adds the traceback),
-2 usage error.
+2 usage error, or some files failed (features, resynth: each listed), 130 interrupted, 143 terminated by SIGTERM
+(finished files are kept: rerun to finish).
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ def main(argv=None) -> int:
 
 
 def _terminate(signum, frame):
-    # SLURM sends SIGTERM before SIGKILL: unwind (temp files removed, locks released) and say so
+    # SLURM sends SIGTERM before SIGKILL: unwind (temp files removed, locks released) and say so;
+    # a second SIGTERM must not interrupt that cleanup
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise Terminated(signal.Signals(signum).name)
 
 

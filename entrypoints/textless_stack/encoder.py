@@ -19,15 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cpu_bf16
+from . import cpu_bf16, precision
 
 log = logging.getLogger(__name__)
 
 # textlesslib's HubertFeatureReader: 100 s chunks, each encoded on its own
 MAX_CHUNK = 100 * 16000
-
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-
 
 @dataclass(frozen=True)
 class ConvGeometry:
@@ -65,16 +62,14 @@ class DenseEncoder:
 
     def __init__(self, model, layer: int | None, normalize: bool, device: torch.device, dtype: str = "fp32",
                  max_chunk: int = MAX_CHUNK):
-        # reduced precision: on CPU the weights themselves are cast (autocast would re-cast every weight on
-        # every pass, which costs as much as the matmuls gain; bf16 keeps fp32's range), and bf16 runs our
-        # own forward of the same function (cpu_bf16.py), built from the fp32 weights. On CUDA, autocast.
-        self.cast = dtype != "fp32" and device.type == "cpu"
-        self.cpu_forward = self._cpu_forward(model, layer) if self.cast and dtype == "bf16" else None
-        self.model = model.to(device=device, dtype=DTYPES[dtype] if self.cast else None).eval()
+        self.precision = precision.policy(device.type, dtype)
+        # our own forward is built from the fp32 weights, before any cast
+        self.cpu_forward = self._cpu_forward(model, layer) if self.precision.own_forward else None
+        cast = self.precision.torch_dtype if self.precision.cast_weights else None
+        self.model = model.to(device=device, dtype=cast).eval()
         self.layer = layer
         self.normalize = normalize
         self.device = device
-        self.dtype = dtype
         self.max_chunk = max_chunk
         self.geometry = ConvGeometry.of(model)
 
@@ -113,9 +108,9 @@ class DenseEncoder:
     # --- the model, padding-exact ---------------------------------------------------------
 
     def _autocast(self):
-        if self.dtype == "fp32" or self.cast:
+        if not self.precision.autocast:
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=DTYPES[self.dtype])
+        return torch.autocast(device_type=self.device.type, dtype=self.precision.torch_dtype)
 
     def _features(self, source: torch.Tensor, lengths: torch.Tensor):
         m = self.model
@@ -164,24 +159,3 @@ def _masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -
     for i, n in enumerate(lengths):
         out[i:i + 1, :, :n] = gn(x[i:i + 1, :, :n])
     return out
-
-
-@torch.inference_mode()
-def reference_features(model, wav: torch.Tensor, layer: int | None, normalize: bool,
-                       max_chunk: int = MAX_CHUNK) -> torch.Tensor:
-    """textlesslib's HubertFeatureReader loop: one file, unbatched, fp32, chunk by chunk."""
-    from fairseq.models.hubert.hubert import HubertModel
-
-    if normalize:
-        wav = F.layer_norm(wav, wav.shape)
-    wav = wav.view(1, -1)
-    out = []
-    for start in range(0, wav.size(1), max_chunk):
-        chunk = wav[:, start:start + max_chunk]
-        if isinstance(model, HubertModel):
-            feat, _ = model.extract_features(source=chunk, padding_mask=None, mask=False, output_layer=layer)
-        else:
-            feat = model.extract_features(chunk, padding_mask=None, mask=False,
-                                          layer=None if layer is None else layer - 1)["x"]
-        out.append(feat)
-    return torch.cat(out, 1).squeeze(0)

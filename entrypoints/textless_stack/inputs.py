@@ -70,6 +70,7 @@ def _tsv(path: Path) -> list[Item]:
     if not lines:
         raise InputError(f"{path}: empty manifest (expected a root directory line)")
     root = Path(lines[0].strip())
+    root_exists = root.is_dir()  # else each file fails on its own, not as a directory that vanished
     items = []
     for n, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -77,7 +78,7 @@ def _tsv(path: Path) -> list[Item]:
         fields = line.split("\t")
         if len(fields) < 2 or not fields[1].strip().isdigit():
             raise InputError(f"{path}:{n}: expected 'relative/path<TAB>num_samples', got {line!r}")
-        items.append(Item(root / fields[0], fields[0], samples=int(fields[1]), root=root))
+        items.append(Item(root / fields[0], fields[0], samples=int(fields[1]), root=root if root_exists else None))
     return items
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
-import hashlib
 import logging
 import re
 import typing
@@ -24,9 +23,10 @@ from typing import Any
 
 import torch
 
-from . import registry
+from . import integrity
 from .checkpoint_policy import UnsafeCheckpoint, torch_load
 from .errors import UserError
+from .integrity import Verified
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ class Loaded:
     cfg: Any                 # fairseq's DictConfig (task, model, ...)
     task: Any
     path: Path
+    sha256: str
     upgrades: list[str] = field(default_factory=list)
 
 
@@ -48,12 +49,15 @@ _WEIGHT_NORM_PARAMETRIZATION = re.compile(r"^(.*)\.parametrizations\.weight\.ori
 _BATCHNORM_POS_CONV = re.compile(r"^encoder\.pos_conv\.\d+\.running_mean$")
 
 
-def load_model(path: str | Path, device: str | torch.device = "cpu", user_dir: str | Path | None = None) -> Loaded:
+def load_model(source: str | Path | Verified, device: str | torch.device = "cpu",
+               user_dir: str | Path | None = None) -> Loaded:
     """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode.
 
+    source: a path, or a file `integrity` already verified (then it is not hashed again).
     user_dir: the fairseq plugin (--user-dir) a checkpoint's model or task was registered by.
     Imported only when given: a checkpoint never decides which code runs."""
-    path = Path(path)
+    verified = source if isinstance(source, Verified) else _verify(Path(source))
+    path = verified.path
     state = read_checkpoint(path)
     _check_layout(state, path)
     _import_plugin(state, path, user_dir)
@@ -68,18 +72,26 @@ def load_model(path: str | Path, device: str | torch.device = "cpu", user_dir: s
         _load_strict(model, weights, cfg, path)
     for line in upgrades:
         log.info("%s: %s", path.name, line)
-    return Loaded(model=model.eval().to(device), cfg=cfg, task=task, path=path, upgrades=upgrades)
+    return Loaded(model=model.eval().to(device), cfg=cfg, task=task, path=path, sha256=verified.sha256,
+                  upgrades=upgrades)
 
 
 # --- reading ------------------------------------------------------------------------------
 
 
-def read_checkpoint(path: Path) -> dict:
+def _verify(path: Path) -> Verified:
     if not path.exists():
         raise CheckpointError(f"{path}: no such file")
     if not path.is_file():
         raise CheckpointError(f"{path}: not a file")
-    verify_known(path)
+    try:
+        return integrity.verify(path)
+    except integrity.IntegrityError as e:  # for a checkpoint, a wrong file is a checkpoint that cannot load
+        raise CheckpointError(str(e)) from None
+
+
+def read_checkpoint(path: Path) -> dict:
+    """Unpickle under the allowlist (the file is already verified: see `_verify`)."""
     try:
         state = torch_load(str(path), map_location="cpu")
     except UnsafeCheckpoint as e:
@@ -137,28 +149,6 @@ def _stage(path: Path, what: str):
         detail = " ".join(str(e).split())[:300]
         raise CheckpointError(f"{path}: {what} failed ({type(e).__name__}: {detail}): "
                               "a malformed or unsupported fairseq checkpoint") from e
-
-
-def verify_known(path: Path, digest: str | None = None) -> None:
-    """A file named like a registry model must be that model, byte for byte (`digest`: already computed)."""
-    known = registry.by_fname(path.name)
-    if known is None:
-        return
-    digest = digest or sha256_file(path)
-    if digest != known.sha256:
-        raise CheckpointError(
-            f"{path}: sha256 {digest[:16]}... does not match registry model {known.name!r} "
-            f"({known.sha256[:16]}...): refusing to unpickle it. Delete it and run "
-            f"`textless-stack models fetch {known.name}`."
-        )
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- plugins (--user-dir) ------------------------------------------------------------------

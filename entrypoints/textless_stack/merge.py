@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UserError
-from .outputs import PARTS, Layout, concat_lines, concat_npy, save_json
+from .outputs import PARTS, JobRecord, concat_lines, concat_npy, save_json
 
 
 class MergeError(UserError):
@@ -32,30 +32,31 @@ class Merged:
                 f"{self.files} files ({self.done} done, {self.failed} failed)")
 
 
-def job_of(out: Path) -> dict:
-    path = out / PARTS / "job.json"
-    if not path.is_file():
-        raise MergeError(f"{out} holds no `features` job ({path} is missing)")
-    return json.loads(path.read_text())
+def job_of(out: Path) -> JobRecord:
+    job = JobRecord.read(out)
+    if job is None:
+        raise MergeError(f"{out} holds no `features` job, nor a `resynth` one ({out / PARTS / 'job.json'} is missing)")
+    return job
 
 
 def merge(out: Path) -> Merged:
+    """Per-file products (features/*.npy, wav/*.wav) need no merging: they are already in place."""
     job = job_of(out)
-    count, units = job["num_shards"], job.get("units_sha256") is not None
-    shards = [Layout(out, job["features"], units, job["split"], rank, count) for rank in range(count)]
+    count = job.num_shards
+    shards = [job.layout(out, rank) for rank in range(count)]
     missing = [s.stem for s in shards if not s.done_marker.is_file()]
     if missing:
         raise MergeError(f"{len(missing)} of {count} shards are unfinished ({', '.join(missing)}): rerun or "
                          "resubmit them (finished files are skipped), then merge again")
     markers = [json.loads(s.done_marker.read_text()) for s in shards]
-    merged = Layout(out, job["features"], units, job["split"], 0, 1)
+    merged = job.layout(out, 0, nshard=1)
     written = []
     if count > 1:
-        if job["features"] == "dump":
+        if job.features == "dump":
             concat_npy([s.dump[0] for s in shards], merged.dump[0])
             concat_lines([s.dump[1] for s in shards], merged.dump[1])
             written += list(merged.dump)
-        if units:
+        if job.units:
             concat_lines([s.units_jsonl for s in shards], merged.units_jsonl)
             written.append(merged.units_jsonl)
         errors = [s.errors_jsonl for s in shards if s.errors_jsonl.exists()]

@@ -13,16 +13,20 @@ import fcntl
 import functools
 import io
 import json
+import logging
 import os
 import socket
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 PARTS = ".parts"
 
@@ -46,13 +50,17 @@ def disk_errors(where: Path):
     try:
         yield
     except OSError as e:
-        reasons = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
-                   errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
-                   errno.EPERM: "permission denied"}
-        if e.errno not in reasons:
-            raise
-        raise OutputError(f"{where}: {reasons[e.errno]}: finished files are kept; free space or fix the "
-                          "directory, then rerun the same command to finish") from None
+        full = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded"}
+        unwritable = {errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+                      errno.EPERM: "permission denied", errno.ENOTDIR: "a part of the path is a file",
+                      errno.EEXIST: "a file is in the way"}
+        if e.errno in full:
+            raise OutputError(f"{where}: {full[e.errno]}: finished files are kept; free space, then rerun the "
+                              "same command to finish") from None
+        if e.errno in unwritable:
+            raise OutputError(f"{where}: {unwritable[e.errno]}: cannot write there; make it writable or choose "
+                              "another --output (finished files are kept)") from None
+        raise
 
 
 @contextmanager
@@ -60,8 +68,9 @@ def atomic(path: Path, mode: str = "wb"):
     """Write to a temp file beside `path`, fsync, then rename over it."""
     with disk_errors(path.parent):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = None
         try:
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
             os.fchmod(fd, _file_mode())
             with os.fdopen(fd, mode) as f:
                 yield f
@@ -69,16 +78,17 @@ def atomic(path: Path, mode: str = "wb"):
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
             raise
 
 
 def check_writable(out: Path) -> None:
     """Before any model is loaded: the output directory exists (or can be made) and takes a file."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: not a directory: choose another --output")
     with disk_errors(out):
         out.mkdir(parents=True, exist_ok=True)
-        if not out.is_dir():
-            raise OutputError(f"{out}: not a directory")
         fd, probe = tempfile.mkstemp(dir=out, prefix=".write-probe.", suffix=".tmp")
         os.close(fd)
         os.unlink(probe)
@@ -100,6 +110,11 @@ def shard_lock(out: Path, stem: str):
             holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
             raise OutputError(f"{out}: shard {stem} is being written by {holder}: wait for it to finish or "
                               "stop it; two processes must not write one shard") from None
+        except OSError as e:  # e.g. Lustre mounted without -o flock
+            if e.errno not in (errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOLCK):
+                raise
+            log.warning("%s: this filesystem has no file locks (%s): shard %s runs unlocked; do not start it "
+                        "twice", out, e.strerror, stem)
         job = os.environ.get("SLURM_JOB_ID")
         task = os.environ.get("SLURM_ARRAY_TASK_ID")
         holder = (f"pid {os.getpid()} on {socket.gethostname()}"
@@ -122,8 +137,10 @@ def save_npy(path: Path, array: np.ndarray) -> None:
 def save_wav(path: Path, waveform, sample_rate: int) -> None:
     import soundfile as sf
 
+    buffer = io.BytesIO()  # rendered in memory: soundfile's file-object writes hide a full disk
+    sf.write(buffer, waveform, sample_rate, format="WAV", subtype="PCM_16")
     with atomic(path) as f:
-        sf.write(f, waveform, sample_rate, format="WAV", subtype="PCM_16")
+        f.write(buffer.getbuffer())
 
 
 def save_json(path: Path, record: dict) -> None:
@@ -131,12 +148,56 @@ def save_json(path: Path, record: dict) -> None:
         json.dump(record, f)
 
 
+def stem(split: str, rank: int, nshard: int) -> str:
+    """fairseq's dump naming: every output of one shard is {split}_{rank}_{nshard}.*"""
+    return f"{split}_{rank}_{nshard}"
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """A job's identity, OUTPUT/.parts/job.json: what its outputs are and how they were computed.
+    Written by `features` and `resynth` alike, read by `merge`; resuming is only safe into outputs
+    of the same record."""
+    command: str                # features | resynth
+    model_sha256: str
+    layer: int | None
+    dtype: str
+    max_chunk: int
+    units_sha256: str | None    # the k-means, when units are computed
+    deduplicate: bool
+    split: str
+    num_shards: int
+    features: str               # npy | dump | none
+    save_dtype: str
+    units: bool                 # a units JSONL is written
+    wav: bool                   # a wav per file is written (resynth)
+    vocoder: dict | None = None  # resynth: file digests and synthesis settings
+
+    @classmethod
+    def read(cls, out: Path) -> "JobRecord | None":
+        path = out / PARTS / "job.json"
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        if "command" not in data and "features" in data:  # textless-stack <= a096ece's `features` record
+            data = {**data, "command": "features", "units": data.get("units_sha256") is not None, "wav": False}
+        try:
+            return cls(**data)
+        except TypeError:
+            raise OutputError(f"{out}: {path} is not a job record this textless-stack reads: use a new --output "
+                              "directory, or delete this one to start over") from None
+
+    def layout(self, out: Path, rank: int, nshard: int | None = None) -> "Layout":
+        """Shard `rank` of this job (nshard=1: the merged outputs)."""
+        return Layout(out, self.features, self.units, self.split, rank, nshard or self.num_shards, wav=self.wav)
+
+
 class Layout:
     """Where each product of one run (one shard) goes under the output directory."""
 
     def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int, wav: bool = False):
         self.out, self.features, self.units, self.wav = out, features, units, wav
-        self.stem = f"{split}_{rank}_{nshard}"
+        self.stem = stem(split, rank, nshard)
 
     def _key_path(self, root: Path, key: str, suffix: str) -> Path:
         return root / (str(Path(key).with_suffix("")) + suffix)
@@ -154,18 +215,17 @@ class Layout:
     def error_part(self, key: str) -> Path:
         return self._key_path(self.out / PARTS / "errors", key, ".json")
 
-    def claim(self, job: dict) -> None:
+    def claim(self, record: JobRecord) -> None:
         """Tie the output directory to one job (model, layer, precision, ...): resuming is only safe
         into outputs the same job wrote. A different job is refused instead of mixing results."""
-        path = self.out / PARTS / "job.json"
-        if path.exists():
-            previous = json.loads(path.read_text())
-            if previous != job:
-                changed = sorted(k for k in set(job) | set(previous) if job.get(k) != previous.get(k))
-                raise ValueError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
-                                 "use a new --output directory, or delete this one to start over")
-            return
-        save_json(path, job)
+        previous = JobRecord.read(self.out)
+        if previous is None:
+            save_json(self.out / PARTS / "job.json", asdict(record))
+        elif previous != record:
+            old, new = asdict(previous), asdict(record)
+            changed = sorted(k for k in new if new[k] != old[k])
+            raise OutputError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
+                              "use a new --output directory, or delete this one to start over")
 
     def clean_stale(self, key: str) -> None:
         """Remove temp files a killed earlier run left for this key (only this shard's keys: a

@@ -26,20 +26,6 @@ from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
 
-BF16_CPU_BATCH_SECONDS = 12.0
-
-
-def default_batch_seconds(device_type: str, dtype: str) -> float:
-    """Seconds of (padded) audio per forward pass: batching must never slow a device down.
-
-    CPU fp32: one file per pass already runs at the matmul limit (padding would only add work).
-    CPU bf16 (cpu_bf16.py): a short file leaves its matmuls too small, so files share a pass.
-    """
-    if device_type == "cuda":
-        return 400.0
-    return BF16_CPU_BATCH_SECONDS if dtype == "bf16" else 0.0
-
-
 @dataclass
 class Job:
     items: list[inputs.Item]
@@ -93,17 +79,16 @@ class _Planned:
 
 
 def run(job: Job) -> Summary:
-    """Process every item not done yet, then assemble the shard. One process per shard (locked);
-    on SIGTERM (Terminated) it stops after logging what is kept: finished files stay, partial ones never exist."""
+    """Process every item not done yet, then assemble the shard (the caller holds its outputs.shard_lock).
+    On SIGTERM (Terminated) it stops after logging what is kept: finished files stay, partial ones never exist."""
     summary = Summary(files=len(job.items), label=job.label)
-    with outputs.shard_lock(job.layout.out, job.layout.stem):
-        try:
-            _run(job, summary)
-        except Terminated:
-            done = sum(job.layout.done(it.key) for it in job.items)
-            log.error("terminated by SIGTERM: %d of %d files finished and kept (%d failed); rerun the same "
-                      "command to finish", done, len(job.items), summary.failed)
-            raise
+    try:
+        _run(job, summary)
+    except Terminated:
+        done = sum(job.layout.done(it.key) for it in job.items)
+        log.error("terminated by SIGTERM: %d of %d files finished and kept (%d failed); rerun the same "
+                  "command to finish", done, len(job.items), summary.failed)
+        raise
     return summary
 
 

@@ -12,9 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from . import registry
+from . import integrity, registry
 from .errors import UserError
-from .loader import sha256_file
+from .integrity import Verified
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +51,22 @@ def baked_path(name: str) -> Path | None:
 
 
 def fetch(name: str, progress: bool = True) -> Path:
-    """A verified copy of `name`: baked into the image, or in the cache (downloaded if needed)."""
+    """The path of a verified copy of `name`: baked into the image, or in the cache (downloaded if needed)."""
+    return _fetch(name, progress).path
+
+
+def _fetch(name: str, progress: bool = True) -> Verified:
     model = get(name)
     baked = baked_path(name)
     if baked is not None:
-        if sha256_file(baked) != model.sha256:
+        verified = integrity.matches(baked, model)
+        if verified is None:
             raise ModelUnavailable(f"{name}: the copy baked into this image ({baked}) fails its sha256 check")
-        return baked
+        return verified
     dest = path_of(name)
-    if dest.exists() and sha256_file(dest) == model.sha256:
-        return dest
+    verified = integrity.matches(dest, model)
+    if verified is not None:
+        return verified
     if os.environ.get(OFFLINE_ENV) == "1":
         raise ModelUnavailable(_offline_message(name, dest))
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -72,32 +78,35 @@ def fetch(name: str, progress: bool = True) -> Path:
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         partial.unlink(missing_ok=True)
         raise ModelUnavailable(f"{_offline_message(name, dest)} (download failed: {getattr(e, 'reason', e)})") from None
-    digest = sha256_file(partial)
+    except BaseException:  # SIGTERM, Ctrl-C: no partial download left behind
+        partial.unlink(missing_ok=True)
+        raise
+    digest = integrity.sha256_file(partial)
     if digest != model.sha256:
         partial.unlink()
         raise ModelUnavailable(f"{name}: downloaded file has sha256 {digest}, expected {model.sha256}: discarded")
     os.replace(partial, dest)
-    return dest
+    return Verified(dest, digest)
 
 
-def resolve(name_or_path: str) -> Path:
-    """A registry name (fetched if needed) or a path to a checkpoint file."""
+def resolve(name_or_path: str) -> Verified:
+    """A registry name (fetched if needed) or a path to a file: verified, hashed once."""
     if name_or_path in registry.MODELS:
         model = registry.MODELS[name_or_path]
         if model.unsupported:
             raise ModelUnavailable(f"{name_or_path}: cannot be loaded by this image: {model.unsupported}")
-        return fetch(name_or_path)
+        return _fetch(name_or_path)
     path = Path(name_or_path)
-    if not path.exists():
+    if not path.is_file():
         raise ModelUnavailable(f"{name_or_path}: neither a registry model nor an existing file")
-    return path
+    return integrity.verify(path)
 
 
 def verify(name: str) -> str:
     dest = path_of(name)
     if not dest.exists():
         return "absent"
-    return "ok" if sha256_file(dest) == get(name).sha256 else "CORRUPT"
+    return "ok" if integrity.matches(dest, get(name)) else "CORRUPT"
 
 
 def _offline_message(name: str, dest: Path) -> str:

@@ -22,8 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import registry, store
-from .loader import sha256_file, verify_known
+from . import integrity, registry, store
+from .errors import UserError
+from .integrity import Verified
 
 log = logging.getLogger(__name__)
 
@@ -32,19 +33,20 @@ _PARTS = {"tacotron": {"codes": "-codes"}, "hifigan": {"config": "-config", "spe
 _OPTIONAL = {"speakers", "styles"}
 
 
-class VocoderError(Exception):
+class VocoderError(UserError):
     pass
 
 
 @dataclass
 class VocoderFiles:
+    """Each file verified (hashed once): the digests also identify the job's outputs."""
     kind: str
-    model: Path
-    codes: Path | None = None      # tacotron: unit dictionary
-    waveglow: Path | None = None   # tacotron: mel -> waveform
-    config: Path | None = None     # hifigan
-    speakers: Path | None = None   # hifigan (multi-speaker)
-    styles: Path | None = None     # hifigan (multi-style)
+    model: Verified
+    codes: Verified | None = None      # tacotron: unit dictionary
+    waveglow: Verified | None = None   # tacotron: mel -> waveform
+    config: Verified | None = None     # hifigan
+    speakers: Verified | None = None   # hifigan (multi-speaker)
+    styles: Verified | None = None     # hifigan (multi-style)
     kmeans: str | None = None      # the registry k-means model the set was trained on
 
     @classmethod
@@ -91,7 +93,7 @@ class VocoderFiles:
             file = (path.parent / spec[part]).resolve()
             if not file.is_file():
                 raise VocoderError(f"{path}: {part} file {file} does not exist")
-            files[part] = file
+            files[part] = integrity.verify(file)
         return cls(kind=kind, kmeans=spec.get("kmeans"), **files)
 
 
@@ -100,17 +102,13 @@ class Vocoder:
 
     def __init__(self, files: VocoderFiles, device: torch.device, max_decoder_steps: int = 2000,
                  denoiser_strength: float = 0.1):
-        # each file read once: its sha256 checks a registry name and identifies the job's outputs
-        self.digests = {part: sha256_file(f) for part, f in vars(files).items()
-                        if part not in ("kind", "kmeans") and f is not None}
-        for part, digest in self.digests.items():
-            verify_known(getattr(files, part), digest)
+        self.digests = {part: f.sha256 for part, f in vars(files).items() if isinstance(f, Verified)}
         self.files, self.device, self.kind = files, device, files.kind
         try:
             if files.kind == "tacotron":
                 from textless.vocoders.tacotron2.vocoder import TacotronVocoder
 
-                self.model = TacotronVocoder(str(files.model), str(files.codes), str(files.waveglow),
+                self.model = TacotronVocoder(str(files.model.path), str(files.codes.path), str(files.waveglow.path),
                                              max_decoder_steps=max_decoder_steps, denoiser_strength=denoiser_strength)
                 if device.type != "cuda":  # textlesslib (patched) halves Tacotron only where CUDA exists
                     self.model.float()
@@ -118,9 +116,9 @@ class Vocoder:
             else:
                 from textless.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
 
-                self.model = CodeHiFiGANVocoder(str(files.model), str(files.config),
-                                                str(files.speakers) if files.speakers else None,
-                                                str(files.styles) if files.styles else None)
+                self.model = CodeHiFiGANVocoder(str(files.model.path), str(files.config.path),
+                                                str(files.speakers.path) if files.speakers else None,
+                                                str(files.styles.path) if files.styles else None)
                 self.speakers, self.styles = self.model.speakers, self.model.styles
         except ImportError as e:
             raise VocoderError(f"textlesslib is not in this environment ({e}): resynth needs an image built "

@@ -7,7 +7,7 @@ files of 1-20 s. The reference is textlesslib's HubertFeatureReader loop: one fi
 unbatched, fp32, 100 s chunks. Both read the same files from disk and write .npy features.
 Prints audio-seconds per second, ratios, achieved GFLOP/s against measured matmul GFLOP/s,
 and, for reduced precision, unit agreement with the fp32 reference. Batch sizes follow the
-product's per-device policy (pipeline.default_batch_seconds) unless --batch-seconds lists others
+product's per-device policy (precision.policy) unless --batch-seconds lists others
 to compare for the reduced precision.
 """
 
@@ -58,7 +58,7 @@ def sync(device):
 
 
 def reference_loop(model, files, out: Path, device) -> float:
-    from textless_stack.encoder import reference_features
+    from textless_stack.testing.reference import reference_features
 
     t = time.perf_counter()
     for f in files:
@@ -89,18 +89,18 @@ def main():
     ap.add_argument("--batch-seconds", default=None, help="comma-separated batch sizes to run the low precision at")
     args = ap.parse_args()
     device = torch.device(args.device)
-    from textless_stack import tiny
+    from textless_stack.testing import tiny
 
     def build():  # same seed, same weights; each run gets its own copy (reduced precision casts it in place)
         return tiny.build("hubert", seed=0, **tiny.HUBERT_BASE)[0].to(device).eval()
 
     model = build()
-    from textless_stack.pipeline import default_batch_seconds
+    from textless_stack.precision import policy
 
     low = "bf16" if device.type == "cpu" else "fp16"
-    batch32 = default_batch_seconds(device.type, "fp32")
+    batch32 = policy(device.type, "fp32").batch_seconds
     low_batches = ([float(b) for b in args.batch_seconds.split(",")] if args.batch_seconds
-                   else [default_batch_seconds(device.type, low)])
+                   else [policy(device.type, low).batch_seconds])
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         corpus.mkdir()

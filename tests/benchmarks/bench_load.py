@@ -34,7 +34,7 @@ def main():
     from fairseq import checkpoint_utils
 
     print(f"import fairseq: {(time.perf_counter() - t) * 1000:.0f} ms (once per process)")
-    from textless_stack import tiny
+    from textless_stack.testing import tiny
     from textless_stack.loader import load_model
 
     with tempfile.TemporaryDirectory() as tmp:

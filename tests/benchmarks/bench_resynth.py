@@ -37,7 +37,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from textless_stack import tiny, tiny_vocoders
+    from textless_stack.testing import tiny, tiny_vocoders
     from textless_stack.encoder import DenseEncoder
     from textless_stack.vocoders import Vocoder, VocoderFiles
 

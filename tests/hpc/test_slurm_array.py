@@ -12,11 +12,9 @@ import os
 import re
 import time
 
-import joblib
 import numpy as np
 import pytest
-from sklearn.cluster import KMeans
-from support import write_audio
+from support import make_kmeans, write_audio
 
 SHARDS = 4
 FILES = 20
@@ -24,7 +22,7 @@ FILES = 20
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    from textless_stack import tiny
+    from textless_stack.testing import tiny
 
     work = tmp_path_factory.mktemp("hpc")
     rng = np.random.default_rng(3)
@@ -33,8 +31,7 @@ def corpus(tmp_path_factory):
     tsv = work / "train.tsv"
     tsv.write_text(f"{work / 'audio'}\n" + "".join(f"{rel}\t{int(s * 16000)}\n" for rel, s in spec.items()))
     model = tiny.make_checkpoint(work / "tiny_hubert.pt", "hubert", seed=11)
-    km = KMeans(n_clusters=8, n_init=1, random_state=0).fit(rng.normal(size=(200, 32)).astype(np.float32))
-    joblib.dump(km, work / "km.bin")
+    make_kmeans(work / "km.bin", n_clusters=8)
     return work, tsv, spec
 
 

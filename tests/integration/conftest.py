@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import joblib
-import numpy as np
 import pytest
-from sklearn.cluster import KMeans
-from support import write_audio
+from support import make_kmeans, write_audio
 
 
 @pytest.fixture(scope="session")
 def tiny_hubert(tmp_path_factory):
-    from textless_stack import tiny
+    from textless_stack.testing import tiny
 
     return tiny.make_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny_hubert.pt", "hubert", seed=7)
 
@@ -19,11 +16,8 @@ def tiny_hubert(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_kmeans(tmp_path_factory):
     """A scikit-learn KMeans over 32-dim features, saved with joblib as textlesslib's are."""
-    rng = np.random.default_rng(0)
-    km = KMeans(n_clusters=12, n_init=1, random_state=0).fit(rng.normal(size=(400, 32)).astype(np.float32))
     path = tmp_path_factory.mktemp("km") / "km.bin"
-    joblib.dump(km, path)
-    return path, km
+    return path, make_kmeans(path)
 
 
 @pytest.fixture

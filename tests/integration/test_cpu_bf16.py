@@ -7,9 +7,10 @@ import logging
 import pytest
 import torch
 import torch.nn.functional as F
-from textless_stack import tiny
+from textless_stack.testing import tiny
 from textless_stack.cpu_bf16 import CpuBf16Forward, _FftConv, unsupported
-from textless_stack.encoder import DenseEncoder, pad_batch, reference_features
+from textless_stack.encoder import DenseEncoder, pad_batch
+from textless_stack.testing.reference import reference_features
 
 VARIANTS = {
     "hubert": ("hubert", {}),

@@ -14,16 +14,11 @@ import pytest
 import soundfile as sf
 import torch
 from textless_stack import audio
-from textless_stack.encoder import DenseEncoder, reference_features
+from textless_stack.encoder import DenseEncoder
+from textless_stack.testing.reference import reference_features
 from textless_stack.loader import load_model
 
-from support import cli, write_audio
-
-LAYER = "2"
-
-
-def features(*args, **kw):
-    return cli("features", *args, "--layer", LAYER, "--no-progress", **kw)
+from support import LAYER, cli, features, files_under, write_audio, write_tsv
 
 
 def reference(tiny_hubert, path, layer=2, max_chunk=None):
@@ -85,8 +80,7 @@ def test_resampling_and_downmix(tmp_path, tiny_hubert):
 
 def test_input_forms_give_the_same_features(tmp_path, corpus, tiny_hubert):
     rels = ["a.wav", "b/c.wav", "g.wav"]
-    manifest = tmp_path / "train.tsv"
-    manifest.write_text(str(corpus) + "\n" + "".join(f"{r}\t{sf.info(corpus / r).frames}\n" for r in rels))
+    manifest = write_tsv(tmp_path / "train.tsv", corpus, rels)
     jsonl = tmp_path / "list.jsonl"
     jsonl.write_text("".join(json.dumps({"path": str(corpus / r), "speaker": i}) + "\n" for i, r in enumerate(rels)))
     results = {}
@@ -123,9 +117,8 @@ def test_jsonl_extra_fields_are_carried_into_units(tmp_path, corpus, tiny_hubert
 
 
 def test_fairseq_dump_format_and_shards_concatenate_to_the_whole(tmp_path, corpus, tiny_hubert, tiny_kmeans):
-    manifest = tmp_path / "train.tsv"
-    rels = sorted(p.relative_to(corpus).as_posix() for p in corpus.rglob("*") if p.is_file())
-    manifest.write_text(str(corpus) + "\n" + "".join(f"{r}\t{sf.info(corpus / r).frames}\n" for r in rels))
+    rels = files_under(corpus)
+    manifest = write_tsv(tmp_path / "train.tsv", corpus, rels)
     whole = tmp_path / "whole"
     assert features(manifest, "-o", whole, "--model", tiny_hubert, "--features", "dump", "--split", "train",
                     "--units", tiny_kmeans[0]).returncode == 0
@@ -185,9 +178,10 @@ def test_offline_model_error_names_file_and_command(tmp_path, corpus):
     assert "hubert_base_ls960.pt" in line and "textless-stack models fetch hubert-base-ls960" in line
 
 
-def test_unsupported_registry_model_is_refused(tmp_path, corpus):
-    r = features(corpus, "-o", tmp_path / "o", "--model", "mhubert-base-25hz")
-    assert r.returncode == 1 and "4db26494" in r.stderr
+def test_mhubert_25hz_is_a_usable_registry_model(tmp_path, corpus):
+    r = features(corpus, "-o", tmp_path / "o", "--model", "mhubert-base-25hz",
+                 env={"TEXTLESS_STACK_MODELS": str(tmp_path / "cache"), "TEXTLESS_STACK_OFFLINE": "1"})
+    assert r.returncode == 1 and "models fetch mhubert-base-25hz" in r.stderr and "cannot be loaded" not in r.stderr
 
 
 def test_colliding_outputs_are_refused(tmp_path, tiny_hubert):

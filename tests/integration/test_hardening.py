@@ -18,14 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from support import cli, write_audio
+from support import LAYER, features, write_audio
 
-LAYER = "2"
 ROOT = os.geteuid() == 0
-
-
-def features(*args, **kw):
-    return cli("features", *args, "--layer", LAYER, "--no-progress", **kw)
 
 
 def features_cmd(*args) -> list[str]:
@@ -63,10 +58,13 @@ def wait_for(predicate, timeout=120.0):
     raise AssertionError("timed out waiting")
 
 
+N_MANY = 60  # enough work that a run is still going when a test interrupts it, even on a busy machine
+
+
 @pytest.fixture
 def many(tmp_path):
     root = tmp_path / "many"
-    write_audio(root, {f"f{i:02d}.wav": 3.0 + (i % 4) for i in range(20)})
+    write_audio(root, {f"f{i:02d}.wav": 3.0 + (i % 4) for i in range(N_MANY)})
     return root
 
 
@@ -187,10 +185,21 @@ def small_fs(tmp_path):
         subprocess.run(["umount", str(mount)], check=True)
 
 
-@pytest.mark.parametrize("form,size", [("npy", "96k"), ("dump", "320k")])
-def test_a_full_disk_is_one_clear_error_and_a_rerun_completes(tmp_path, many, tiny_hubert, small_fs, form, size):
-    """npy: the disk fills while files are written; dump: the parts fit, the assembled dump does not."""
-    fs = small_fs(size)
+def tmpfs_bytes(root: Path) -> int:
+    return sum(-(-p.stat().st_size // 4096) * 4096 for p in regular_files(root))
+
+
+@pytest.mark.parametrize("form", ["npy", "dump"])
+def test_a_full_disk_is_one_clear_error_and_a_rerun_completes(tmp_path, many, tiny_hubert, small_fs, form):
+    """npy: the disk fills while files are written; dump: every part fits, the assembled dump does not."""
+    clean = tmp_path / "clean"
+    assert features(many, "-o", clean, "--model", tiny_hubert, "--features", form).returncode == 0
+    if form == "npy":
+        size = tmpfs_bytes(clean) // 3
+    else:
+        dump = (clean / "all_0_1.npy").stat().st_size  # everything else fits, and half of the dump
+        size = tmpfs_bytes(clean) - -(-dump // 4096) * 4096 + dump // 2
+    fs = small_fs(f"{size // 4096 * 4}k")
     out = fs / "out"
     r = features(many, "-o", out, "--model", tiny_hubert, "--features", form)
     assert r.returncode == 1, (r.stdout, r.stderr)
@@ -200,14 +209,15 @@ def test_a_full_disk_is_one_clear_error_and_a_rerun_completes(tmp_path, many, ti
     no_temp_files(out)
     assert not list(out.glob("*.done.json"))
     parts = list(out.rglob("*.npy"))
-    assert parts, "files finished before the disk filled are kept"
+    if form == "npy":
+        assert 0 < len(parts) < N_MANY, "files finished before the disk filled are kept"
+    else:
+        assert len(parts) == N_MANY and not (out / "all_0_1.npy").exists(), "it failed assembling the dump"
     for p in parts:  # nothing half-written: every file there is whole
         assert np.load(p).shape[1] == 32
-    small_fs("8m")
+    small_fs("32m")
     r = features(many, "-o", out, "--model", tiny_hubert, "--features", form)
     assert r.returncode == 0, r.stderr
-    clean = tmp_path / "clean"
-    assert features(many, "-o", clean, "--model", tiny_hubert, "--features", form).returncode == 0
     same_outputs(out, clean)
 
 
@@ -224,7 +234,7 @@ def test_sigterm_stops_promptly_keeps_finished_files_and_a_rerun_completes(tmp_p
     assert "terminated by SIGTERM" in stderr and "files finished and kept" in stderr
     assert "Traceback" not in stderr
     kept = list((out / ".parts").rglob("*.npy"))
-    assert 3 <= len(kept) < 20
+    assert 3 <= len(kept) < N_MANY
     for p in kept:
         assert np.load(p).shape[1] == 32
     no_temp_files(out)
@@ -276,8 +286,8 @@ def test_an_unwritable_output_directory_is_one_clear_error_up_front(tmp_path, co
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == (
-        f"textless-stack: error: {out}: permission denied: finished files are kept; free space or fix the "
-        "directory, then rerun the same command to finish")
+        f"textless-stack: error: {out}: permission denied: cannot write there; make it writable or choose "
+        "another --output (finished files are kept)")
     assert "Traceback" not in r.stderr
     assert "absent-model" not in r.stderr, "refused before the model is even looked at"
 
@@ -297,7 +307,7 @@ def test_an_input_directory_that_disappears_mid_run_is_one_error(tmp_path, many,
     assert not list(out.glob("*.errors.jsonl")) and not list((out / ".parts").glob("errors/*"))
     away.rename(many)
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "20 files" in r.stdout, r.stderr
+    assert r.returncode == 0 and f"{N_MANY} files" in r.stdout, r.stderr
 
 
 def test_an_input_directory_that_is_gone_up_front_is_one_error(tmp_path, tiny_hubert):
@@ -305,3 +315,20 @@ def test_an_input_directory_that_is_gone_up_front_is_one_error(tmp_path, tiny_hu
     assert r.returncode == 1
     assert r.stderr.strip().splitlines()[-1] == (
         f"textless-stack: error: {tmp_path / 'gone'}: no such file or directory, and no file matches it as a glob")
+
+
+def test_an_output_path_that_is_a_file_is_one_clear_error(tmp_path, corpus, tiny_hubert):
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        r = features(corpus, "-o", out, "--model", tiny_hubert)
+        assert r.returncode == 1 and "Traceback" not in r.stderr
+        (line,) = [ln for ln in r.stderr.splitlines() if ln.startswith("textless-stack: error:")]
+        assert str(out) in line and ("not a directory" in line or "a part of the path is a file" in line), line
+
+
+def test_a_manifest_whose_root_is_missing_fails_each_file(tmp_path, tiny_hubert):
+    manifest = tmp_path / "train.tsv"
+    manifest.write_text(f"{tmp_path / 'never-there'}\na.wav\t16000\nb.wav\t16000\n")
+    r = features(manifest, "-o", tmp_path / "out", "--model", tiny_hubert)
+    assert r.returncode == 2, r.stderr
+    assert set(read_errors(tmp_path / "out")) == {"a.wav", "b.wav"}

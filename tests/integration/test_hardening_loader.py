@@ -13,7 +13,7 @@ from argparse import Namespace
 import pytest
 import torch
 from support import cli
-from textless_stack import tiny
+from textless_stack.testing import tiny
 from textless_stack.checkpoint_policy import TRUST_ENV, TRUSTED_BY_ENV, UnsafeCheckpoint, torch_load
 from textless_stack.diagnose import diagnose
 from textless_stack.loader import CheckpointError, load_model

@@ -4,19 +4,25 @@ Backends: `local` (the development environment, fast), `docker` (the image, run 
 laptop and CI run it: no network, read-only root, tmpfs /tmp, uid 1000) and `apptainer` (the SIF, run
 the way clusters run it: `exec --containall --cleanenv`, no home, no network, binds only). The same
 test proves the same behaviour in each. Select with TEXTLESS_SMOKE_BACKENDS (default: all three).
+
+A test that claims a property of how the images run asks for `sealed_container`: the same backends,
+the local one then run in a mount namespace that enforces what Docker and Apptainer enforce.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import built_sif
+from support import (built_sif, legacy_checkpoint, with_an_old_task_key, with_float_ints, with_parametrized_weight_norm,
+                     write_audio)
 
 IMAGE_ENV = "TEXTLESS_IMAGE"
 REPO = Path(__file__).resolve().parents[2]
@@ -40,12 +46,55 @@ class LocalRunner:
         mapping = {c: str(h) for h, c in binds}
         args = [_remap(a, mapping) for a in args]
         exe = str(self.bin / entrypoint) if (self.bin / entrypoint).exists() else entrypoint
-        r = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout,
-                           env={**os.environ, **(env or {})})
+        return self._exec([exe, *args], [h for h, _ in binds], {**os.environ, **(env or {})}, timeout)
+
+    def _exec(self, cmd, binds, env, timeout) -> Result:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
         return Result(r.returncode, r.stdout, r.stderr)
 
     def path(self, host: Path, container: str) -> str:
         return str(host)
+
+    def sealed(self) -> "SealedLocalRunner":
+        return SealedLocalRunner()
+
+
+# Run inside `unshare -m`: /tmp and each bind stay writable (bound onto themselves first, so that they are
+# mounts of their own), every other filesystem but /proc, /sys and /dev is remounted read-only, then the
+# command is exec'd. Mounts below a writable place are left as they are.
+SEAL = r"""set -eu
+n=$1; shift
+keep=(/proc /sys /dev /tmp)
+mount --bind /tmp /tmp
+for _ in $(seq 1 "$n"); do mount --bind "$1" "$1"; keep+=("$1"); shift; done
+kept() { for k in "${keep[@]}"; do case $1 in "$k"|"$k"/*) return 0 ;; esac; done; return 1; }
+findmnt -rn -o TARGET | while read -r target; do
+    target=$(printf '%b' "$target")
+    kept "$target" || mount -o remount,bind,ro "$target"
+done
+exec "$@"
+"""
+
+
+class SealedLocalRunner(LocalRunner):
+    """The local environment run as the images are: nothing but /tmp and the binds is writable
+    (a private mount namespace, every other filesystem read-only), caches where the images put them
+    (the variables `doctor` checks, under /tmp), and HOME as the caller gives it."""
+
+    def _exec(self, cmd, binds, env, timeout) -> Result:
+        if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("findmnt") is None:
+            pytest.skip("sealing the local run needs root, unshare and findmnt: only the images enforce it here")
+        from textless_stack.diagnose import CACHE_VARS
+
+        writable = sorted({str(Path(h).resolve()) for h in binds})
+        caches = tempfile.mkdtemp(prefix="textless-sealed-cache-")
+        try:
+            return super()._exec(
+                ["unshare", "-m", "--propagation", "private", "bash", "-c", SEAL, "seal", str(len(writable)),
+                 *writable, *cmd],
+                binds, {**env, **{var: f"{caches}/{var.lower()}" for var in CACHE_VARS}}, timeout)
+        finally:
+            shutil.rmtree(caches, ignore_errors=True)
 
 
 class DockerRunner:
@@ -68,6 +117,9 @@ class DockerRunner:
 
     def path(self, host: Path, container: str) -> str:
         return container
+
+    def sealed(self) -> "DockerRunner":
+        return self  # read-only root, tmpfs /tmp, uid 1000: every run is sealed
 
 
 class ApptainerRunner:
@@ -97,6 +149,16 @@ class ApptainerRunner:
     def path(self, host: Path, container: str) -> str:
         return container
 
+    def sealed(self) -> "ApptainerRunner":
+        return self  # a read-only SIF, --containall, no home: every run is sealed
+
+    @functools.cached_property
+    def self_test(self) -> Result:
+        """`apptainer test` (the def's %test: doctor, then selftest), run once per session: the
+        doctor and selftest smoke tests read it rather than run both again in the SIF."""
+        r = subprocess.run(self.command("test", "--userns", self.sif), capture_output=True, text=True, timeout=900)
+        return Result(r.returncode, r.stdout, r.stderr)
+
 
 def _remap(arg, mapping):
     arg = str(arg)
@@ -115,22 +177,38 @@ def container(request):
     if request.param == "local":
         return LocalRunner()
     if request.param == "docker":
-        image = os.environ.get(IMAGE_ENV)
-        if not image:
-            pytest.skip(f"no image built in this run ({IMAGE_ENV} unset): `make test` builds one")
-        if shutil.which("docker") is None:
-            pytest.fail("docker client not found")
-        probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True)
-        if probe.returncode != 0:
-            pytest.fail(f"{IMAGE_ENV}={image} is not an image the engine has: {probe.stderr.strip()}")
-        return DockerRunner(image)
+        return docker_runner_of_this_run()
     if request.param == "apptainer":
         return apptainer_runner()
     raise ValueError(request.param)
 
 
+@pytest.fixture
+def sealed_container(container):
+    """The same backend, sealed as the images run (see SealedLocalRunner)."""
+    return container.sealed()
+
+
+def docker_runner_of_this_run() -> DockerRunner:
+    image = os.environ.get(IMAGE_ENV)
+    if not image:
+        pytest.skip(f"no image built in this run ({IMAGE_ENV} unset): `make test` builds one")
+    if shutil.which("docker") is None:
+        pytest.fail("docker client not found")
+    probe = subprocess.run(["docker", "image", "inspect", image], capture_output=True, text=True)
+    if probe.returncode != 0:
+        pytest.fail(f"{IMAGE_ENV}={image} is not an image the engine has: {probe.stderr.strip()}")
+    return DockerRunner(image)
+
+
+@functools.lru_cache(maxsize=None)
+def _apptainer_runner(sif: str, state: str) -> ApptainerRunner:
+    return ApptainerRunner(sif, state)
+
+
 def apptainer_runner() -> ApptainerRunner:
-    return ApptainerRunner(*built_sif())
+    """One runner per SIF: its `apptainer test` result is shared by every test that reads it."""
+    return _apptainer_runner(*built_sif())
 
 
 @pytest.fixture(scope="session")
@@ -140,10 +218,7 @@ def sif_runner():
 
 @pytest.fixture(scope="session")
 def docker_runner():
-    image = os.environ.get(IMAGE_ENV)
-    if not image:
-        pytest.skip(f"no image built in this run ({IMAGE_ENV} unset)")
-    return DockerRunner(image)
+    return docker_runner_of_this_run()
 
 
 @pytest.fixture
@@ -155,3 +230,26 @@ def shared_dir(tmp_path):
         d.chmod(0o777)
         return d
     return make
+
+
+@pytest.fixture
+def shared_audio(shared_dir):
+    """support.write_audio files in a directory of their own that the container's uid 1000 can read."""
+    def make(name, spec):
+        root = shared_dir(name)
+        write_audio(root, spec)
+        for p in root.rglob("*"):
+            p.chmod(0o777 if p.is_dir() else 0o644)
+        return root
+    return make
+
+
+@pytest.fixture(scope="session")
+def legacy_checkpoints(tmp_path_factory):
+    """A directory readable by uid 1000 with legacy.pt: a tiny HuBERT in three legacy vintages at once
+    (integral floats, an old task key, parametrized weight norm)."""
+    root = tmp_path_factory.mktemp("ckpts")
+    root.chmod(0o755)
+    path = legacy_checkpoint(root / "legacy.pt", with_float_ints, with_an_old_task_key, with_parametrized_weight_norm)
+    path.chmod(0o644)
+    return root

@@ -1,4 +1,4 @@
-"""What every image must do, run inside it (and in the local environment, for comparison)."""
+"""What every image must do, run inside it (and in the local environment, wherever the check means something there)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,15 @@ import pins
 import pytest
 import soundfile as sf
 from patcher import PROJECTS
-from support import TEXTLESSLIB_MISSING, write_audio
+from support import TEXTLESSLIB_MISSING, make_kmeans, write_audio
 
 PYTHON = "python"
+
+
+def self_check(container, command):
+    """`doctor` or `selftest` in the backend. In the SIF both come from one `apptainer test` (the def's
+    %test runs doctor, then selftest), so that neither runs twice there (test_sif.py reads it too)."""
+    return container.self_test if container.name == "apptainer" else container.run([command])
 
 
 def manifest(container):
@@ -22,7 +28,7 @@ def manifest(container):
 
 
 def test_doctor_is_healthy(container):
-    r = container.run(["doctor"])
+    r = self_check(container, "doctor")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "healthy" in r.stdout and "PROBLEM" not in r.stdout
     assert "patches fairseq" in r.stdout and "files verified" in r.stdout
@@ -30,7 +36,7 @@ def test_doctor_is_healthy(container):
 
 def test_selftest_passes(container):
     """Strict load, batching parity, and the bf16-on-CPU forward against this image's own fairseq."""
-    r = container.run(["selftest"])
+    r = self_check(container, "selftest")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "FAIL" not in r.stdout and "ok   bf16 CPU forward's function = fairseq's" in r.stdout
 
@@ -90,48 +96,28 @@ def test_manifest_names_base_and_stand_ins(container):
     assert ("fairseq" in m["standins_used"]) == m["sources"]["fairseq"]["standin"]
 
 
-@pytest.fixture(scope="module")
-def legacy_checkpoints(tmp_path_factory):
-    """Tiny HuBERT checkpoints in two legacy vintages, readable by uid 1000."""
-    from textless_stack import tiny
-
-    root = tmp_path_factory.mktemp("ckpts")
-    root.chmod(0o755)
-    model, task, cfg = tiny.build("hubert", seed=11)
-    state = tiny.trainer_state(model, task, cfg)
-    weights = state["model"]
-    for suffix, new in (("weight_g", "original0"), ("weight_v", "original1")):
-        weights[f"encoder.pos_conv.0.parametrizations.weight.{new}"] = weights.pop(f"encoder.pos_conv.0.{suffix}")
-    state["cfg"]["task"]["multiple_train_files"] = False
-    tiny.save(state, root / "legacy.pt")
-    (root / "legacy.pt").chmod(0o644)
-    return root
-
-
-def test_features_on_legacy_checkpoint_match_the_local_environment(container, legacy_checkpoints, shared_dir, tmp_path):
-    audio = shared_dir("in")
-    write_audio(audio, {"one.wav": 1.3, "two/three.flac": 2.1})
-    for p in audio.rglob("*"):
-        p.chmod(0o777 if p.is_dir() else 0o644)
+def test_features_on_legacy_checkpoint_match_the_local_environment(container, legacy_checkpoints, shared_audio,
+                                                                   shared_dir, tmp_path):
+    if container.name == "local":
+        pytest.skip("compares an image with the local environment: locally it would compare it with itself")
+    audio = shared_audio("in", {"one.wav": 1.3, "two/three.flac": 2.1})
     out = shared_dir("out")
     binds = [(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")]
     r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
                        "--no-progress"], binds=binds)
     assert r.returncode == 0, r.stderr
-    from textless_stack.commands import features_cmd
+    from textless_stack.jobs import FeaturesSpec, features
 
     local = tmp_path / "local"
-    args = features_cmd.parse([str(audio), "--output", str(local), "--model", str(legacy_checkpoints / "legacy.pt"),
-                               "--layer", "2", "--device", "cpu", "--shard-index", "0", "--num-shards", "1",
-                               "--no-progress"])
-    assert features_cmd.run(args) == 0
+    summary = features(FeaturesSpec(inputs=(str(audio),), output=local, model=str(legacy_checkpoints / "legacy.pt"),
+                                    layer=2, device="cpu", shard_index=0, num_shards=1, progress=False))
+    assert (summary.files, summary.failed) == (2, 0)
     for rel in ("features/one.npy", "features/two/three.npy"):
         assert np.array_equal(np.load(out / rel), np.load(local / rel)), rel
 
 
-def test_bad_input_in_the_image(container, legacy_checkpoints, shared_dir):
-    audio = shared_dir("in")
-    write_audio(audio, {"good.wav": 1.0})
+def test_bad_input_in_the_image(container, legacy_checkpoints, shared_audio, shared_dir):
+    audio = shared_audio("in", {"good.wav": 1.0})
     (audio / "broken.wav").write_bytes(b"RIFF....WAVEjunk")
     sf.write(audio / "short.wav", np.zeros(100, np.float32), 16000)
     for p in audio.iterdir():
@@ -148,11 +134,11 @@ def test_bad_input_in_the_image(container, legacy_checkpoints, shared_dir):
     assert bad.returncode == 1 and bad.stderr.strip().count("\n") == 0 and "no such file" in bad.stderr
 
 
-def test_nothing_is_written_outside_tmp_and_binds(container, legacy_checkpoints, shared_dir):
-    # the docker runner's root filesystem is read-only: a write anywhere else fails the run
-    audio = shared_dir("in")
-    write_audio(audio, {"x.wav": 0.8})
-    (audio / "x.wav").chmod(0o644)
+def test_nothing_is_written_outside_tmp_and_binds(sealed_container, legacy_checkpoints, shared_audio, shared_dir):
+    """A write anywhere else fails the run: Docker's root and the SIF are read-only, and the local run is
+    sealed the same way (every filesystem but /tmp and the binds read-only, the images' cache variables)."""
+    container = sealed_container
+    audio = shared_audio("in", {"x.wav": 0.8})
     out = shared_dir("out")
     r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2", "--no-progress"],
                       binds=[(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")],
@@ -169,17 +155,13 @@ def test_resynth_in_the_image(container, legacy_checkpoints, shared_dir):
     """Whenever the image carries textlesslib: tiny CodeHiFiGAN files made inside it, then audio -> audio."""
     if container.run(["-c", "import textless"], entrypoint=PYTHON).returncode != 0:
         pytest.skip(TEXTLESSLIB_MISSING)
-    import joblib
-    from sklearn.cluster import KMeans
-
     work = shared_dir("work")
     write_audio(work / "in", {"one.wav": 1.3, "two.flac": 0.9})
-    km = KMeans(n_clusters=12, n_init=1, random_state=0).fit(np.random.default_rng(0).normal(size=(200, 32)))
-    joblib.dump(km, work / "km.bin")
+    make_kmeans(work / "km.bin")
     for p in work.rglob("*"):
         p.chmod(0o777 if p.is_dir() else 0o666)
     binds = [(work, "/job"), (legacy_checkpoints, "/ckpt")]
-    made = container.run(["-c", "import sys; from pathlib import Path; from textless_stack import tiny_vocoders; "
+    made = container.run(["-c", "import sys; from pathlib import Path; from textless_stack.testing import tiny_vocoders; "
                                 "tiny_vocoders.make_hifigan(Path(sys.argv[1]), n_units=12, speakers=['a', 'b'])",
                           container.path(work, "/job") + "/voc"], binds=binds, entrypoint=PYTHON)
     assert made.returncode == 0, made.stderr

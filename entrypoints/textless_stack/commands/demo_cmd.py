@@ -14,8 +14,6 @@ NAME = "demo"
 HELP = "extract features and units from the bundled sample speech"
 log = logging.getLogger(__name__)
 
-SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-
 
 def add_arguments(p) -> None:
     p.add_argument("-o", "--output", type=Path, default=Path("demo-output"))
@@ -23,25 +21,25 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from .. import store, tiny
-    from . import features_cmd
+    import dataclasses
 
+    import numpy as np
+
+    from .. import store
+    from ..jobs import FeaturesSpec, features
+    from ..testing import SAMPLES, tiny
+
+    spec = FeaturesSpec(inputs=(str(SAMPLES),), output=args.output, model="hubert-base-ls960",
+                        units="hubert-base-ls960-kmeans-100", deduplicate=True, split="demo", device=args.device)
     try:
-        store.resolve("hubert-base-ls960")
-        store.resolve("hubert-base-ls960-kmeans-100")
-        model, units, layer = "hubert-base-ls960", "hubert-base-ls960-kmeans-100", None
+        summary = features(spec)
     except store.ModelUnavailable as e:
         log.warning("%s", e)
         log.warning("OFFLINE DEMO: using a tiny HuBERT with RANDOM weights generated now; features are not meaningful")
-        model = str(tiny.make_checkpoint(args.output / "tiny-demo-hubert.pt"))
-        units, layer = None, 2
-    argv = [str(SAMPLES), "--output", str(args.output), "--model", model, "--deduplicate", "--split", "demo",
-            "--device", args.device, *(["--units", units] if units else []), *(["--layer", str(layer)] if layer else [])]
-    features_args = features_cmd.parse(argv)
-    code = features_cmd.run(features_args)
+        tiny_model = str(tiny.make_checkpoint(args.output / "tiny-demo-hubert.pt"))
+        summary = features(dataclasses.replace(spec, model=tiny_model, units=None, layer=2))
+    print(summary.line())
     for path in sorted(args.output.rglob("*.npy")):
-        import numpy as np
-
         array = np.load(path)
         print(f"{path}: {array.shape[0]} frames x {array.shape[1]} dims")
-    return code
+    return 2 if summary.failed else 0

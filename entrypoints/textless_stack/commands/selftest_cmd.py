@@ -20,11 +20,12 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from .. import audio, tiny
+    from .. import audio
     from ..cpu_bf16 import CpuBf16Forward
-    from ..encoder import DenseEncoder, pad_batch, reference_features
+    from ..encoder import DenseEncoder, pad_batch
     from ..loader import load_model
-    from .demo_cmd import SAMPLES
+    from ..testing import SAMPLES, tiny
+    from ..testing.reference import extract, reference_features
 
     checks = []
     with tempfile.TemporaryDirectory(prefix="textless-selftest-") as tmp:
@@ -32,7 +33,7 @@ def run(args) -> int:
         path = tiny.save(tiny.trainer_state(model, task, cfg), Path(tmp) / "tiny.pt")
         loaded = load_model(path)
         wav = audio.load(next(SAMPLES.glob("*.flac")))
-        same = (tiny.encode(model, wav[None]) - tiny.encode(loaded.model, wav[None])).abs().max().item()
+        same = (extract(model, wav[None]) - extract(loaded.model, wav[None])).abs().max().item()
         checks.append(("strict load parity", same == 0.0, f"max|diff| {same}"))
         encoder = DenseEncoder(loaded.model, 2, False, torch.device("cpu"))
         short = wav[: wav.numel() // 3]

@@ -109,14 +109,3 @@ def save(state: dict, path: Path) -> Path:
 def make_checkpoint(path: Path, kind: str = "hubert", seed: int = 0) -> Path:
     model, task, cfg = build(kind, seed)
     return save(trainer_state(model, task, cfg), path)
-
-
-@torch.no_grad()
-def encode(model, wav: torch.Tensor, layer: int | None = None) -> torch.Tensor:
-    """Features of one batch [B, T] from a HuBERT or wav2vec 2.0 model, at `layer` (1-based) or the top."""
-    from fairseq.models.hubert.hubert import HubertModel
-
-    if isinstance(model, HubertModel):
-        x, _ = model.extract_features(wav, padding_mask=None, mask=False, output_layer=layer)
-        return x
-    return model.extract_features(wav, padding_mask=None, mask=False, layer=None if layer is None else layer - 1)["x"]

@@ -1,0 +1,30 @@
+"""Command-line options shared by `features` and `resynth` (not a command): the spec's fields, said once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import precision
+
+
+def add_input_arguments(p) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="directory, glob, .tsv manifest or .jsonl")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output directory")
+    p.add_argument("--model", default=None,
+                   help="registry name or checkpoint path (default: the k-means model's, else hubert-base-ls960)")
+    p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
+    p.add_argument("--layer", type=int, default=None,
+                   help="1-based transformer layer (default: the registry's layer; the top layer for a path)")
+
+
+def add_run_arguments(p) -> None:
+    p.add_argument("--deduplicate", action="store_true", help="collapse repeated units, with durations")
+    p.add_argument("--split", default="all", help="name of this split in dump/JSONL file names")
+    p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
+    p.add_argument("--dtype", choices=precision.DTYPES, default="fp32", help="model compute precision")
+    p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000)")
+    p.add_argument("--batch-seconds", type=float, default=None,
+                   help=f"padded audio seconds per forward pass (default: {precision.batch_help()})")
+    p.add_argument("--shard-index", type=int, default=None)
+    p.add_argument("--num-shards", type=int, default=None)
+    p.add_argument("--no-progress", dest="progress", action="store_false")

@@ -1,0 +1,243 @@
+"""Where a job is specified: typed specs for `features` and `resynth`, and the functions that run them.
+
+The command line ends at the door: commands build a spec from argparse and call `features(spec)` or
+`resynth(spec)`; the demo, the tests and Python users build specs directly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import inputs, outputs, pipeline, precision, registry, store
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "hubert-base-ls960"
+
+
+@dataclass(frozen=True)
+class FeaturesSpec:
+    inputs: tuple[str, ...]             # directories, globs, .tsv manifests, .jsonl
+    output: Path
+    model: str | None = None            # registry name or checkpoint path (default: the k-means model's)
+    user_dir: str | None = None         # the fairseq plugin a checkpoint's model needs
+    layer: int | None = None            # 1-based (default: the registry's layer; the top for a path)
+    units: str | None = None            # k-means registry name or file
+    features: str = "npy"               # npy | dump | none
+    save_dtype: str = "float32"
+    deduplicate: bool = False
+    split: str = "all"
+    device: str = "auto"                # auto | cpu | cuda | cuda:N
+    dtype: str = "fp32"                 # fp32 | bf16 | fp16 (precision.py decides what that means)
+    max_chunk: int | None = None
+    batch_seconds: float | None = None  # default: the precision policy's
+    shard_index: int | None = None      # default: SLURM_ARRAY_TASK_ID
+    num_shards: int | None = None       # default: SLURM_ARRAY_TASK_COUNT
+    progress: bool = True
+
+    def __post_init__(self):
+        _one_of("features", self.features, ("none",) if isinstance(self, ResynthSpec) else ("npy", "dump", "none"))
+        _one_of("save_dtype", self.save_dtype, ("float32", "float16"))
+        _one_of("dtype", self.dtype, precision.DTYPES)
+        if isinstance(self.inputs, str) or not self.inputs:
+            raise UserError(f"inputs must be a non-empty sequence of paths, got {self.inputs!r}")
+
+    @classmethod
+    def from_namespace(cls, ns) -> "FeaturesSpec":
+        """argparse's Namespace -> a spec (only the spec's fields are read)."""
+        values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)}
+        values["inputs"] = tuple(values["inputs"])
+        return cls(**values)
+
+
+def _one_of(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise UserError(f"{name} {value!r}: one of {', '.join(map(str, allowed))}")
+
+
+@dataclass(frozen=True)
+class ResynthSpec(FeaturesSpec):
+    vocoder: str = ""                   # registry vocoder set, or a vocoder .json
+    features: str = "none"
+    speaker: str | None = None
+    style: str | None = None
+    sample_rate: int | None = None      # default: the vocoder's
+    seed: int = 0
+    write_units: bool = False
+    max_decoder_steps: int = 2000
+    denoiser_strength: float = 0.1
+
+
+@dataclass
+class Prepared:
+    """What `features` and `resynth` share: the items of this shard, the encoder, the quantizer."""
+    items: list
+    index: int
+    count: int
+    device: object
+    encoder: object
+    quantizer: object | None
+    model_sha256: str
+    units_sha256: str | None
+    layer: int | None
+    batch_seconds: float
+
+    def record(self, spec: FeaturesSpec, command: str, **kw) -> outputs.JobRecord:
+        return outputs.JobRecord(
+            command=command, model_sha256=self.model_sha256, layer=self.layer, dtype=spec.dtype,
+            max_chunk=self.encoder.max_chunk, units_sha256=self.units_sha256, deduplicate=spec.deduplicate,
+            split=spec.split, num_shards=self.count, features=spec.features, save_dtype=spec.save_dtype, **kw)
+
+
+def features(spec: FeaturesSpec) -> pipeline.Summary:
+    with _claim_shard(spec):  # before minutes of model loading, not after
+        prep = prepare(spec, spec.units)
+        layout = outputs.Layout(spec.output, spec.features, prep.quantizer is not None, spec.split, prep.index,
+                                prep.count)
+        layout.claim(prep.record(spec, "features", units=prep.quantizer is not None, wav=False))
+        return pipeline.run(pipeline.Job(
+            items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
+            deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
+            progress=spec.progress,
+        ))
+
+
+@contextlib.contextmanager
+def _claim_shard(spec: FeaturesSpec):
+    """The output directory takes files, and this process is the only one on its shard."""
+    outputs.check_writable(spec.output)
+    index, count = _shard(spec)
+    with outputs.shard_lock(spec.output, outputs.stem(spec.split, index, count)):
+        yield
+
+
+def resynth(spec: ResynthSpec) -> pipeline.Summary:
+    _refuse_unsupported(spec)
+    with _claim_shard(spec):  # before any download or model loading
+        return _resynth(spec)
+
+
+def _resynth(spec: ResynthSpec) -> pipeline.Summary:
+    import torch
+
+    from .kmeans import deduplicate
+    from .vocoders import Vocoder, VocoderError, VocoderFiles
+
+    files = VocoderFiles.resolve(spec.vocoder)
+    units = spec.units or files.kmeans
+    if units is None:
+        raise inputs.InputError(f"{spec.vocoder} does not say which k-means it was trained on: pass --units")
+    prep = prepare(spec, units)
+    with contextlib.redirect_stdout(sys.stderr):  # textlesslib prints progress messages
+        vocoder = Vocoder(files, prep.device, spec.max_decoder_steps, spec.denoiser_strength)
+    speaker, style = vocoder.index("speaker", spec.speaker), vocoder.index("style", spec.style)
+    if spec.deduplicate and vocoder.kind == "hifigan" and not vocoder.predicts_durations:
+        raise VocoderError("--deduplicate: this CodeHiFiGAN has no duration predictor, so it needs every "
+                           "repeated unit: drop --deduplicate")
+    rate = spec.sample_rate or vocoder.sample_rate
+    log.info("vocoder %s (%s, %d Hz%s)", spec.vocoder, vocoder.kind, vocoder.sample_rate,
+             f", resampled to {rate} Hz" if rate != vocoder.sample_rate else "")
+
+    def synthesize(key: str, codes: torch.Tensor):
+        # Tacotron collapses repeats by its own hparams; CodeHiFiGAN predicts their durations
+        seq = deduplicate(codes)[0] if spec.deduplicate and vocoder.kind == "hifigan" else codes.tolist()
+        wav = vocoder.synthesize(seq, key, spec.seed, speaker, style, deduplicated=spec.deduplicate)
+        if rate != vocoder.sample_rate:
+            import torchaudio.functional
+
+            wav = torchaudio.functional.resample(torch.from_numpy(wav), vocoder.sample_rate, rate).numpy()
+        return wav
+
+    layout = outputs.Layout(spec.output, "none", spec.write_units, spec.split, prep.index, prep.count, wav=True)
+    layout.claim(prep.record(spec, "resynth", units=spec.write_units, wav=True, vocoder={
+        "files": vocoder.digests, "speaker": speaker, "style": style, "sample_rate": rate, "seed": spec.seed,
+        "max_decoder_steps": spec.max_decoder_steps, "denoiser_strength": spec.denoiser_strength}))
+    return pipeline.run(pipeline.Job(
+        items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
+        deduplicate=spec.deduplicate, batch_seconds=prep.batch_seconds, progress=spec.progress,
+        synthesize=synthesize, sample_rate=rate, label="resynth",
+    ))
+
+
+def prepare(spec: FeaturesSpec, units: str | None) -> Prepared:
+    from .encoder import MAX_CHUNK, DenseEncoder
+    from .loader import load_model
+
+    items = [item for one in spec.inputs for item in inputs.collect(one)]
+    inputs.check_unique(items)
+    index, count = _shard(spec)
+    items = inputs.shard(items, index, count)
+    log.info("shard %d of %d: %d files", index, count, len(items))
+
+    kmeans_entry = registry.MODELS.get(units) if units else None
+    model_name = spec.model or (kmeans_entry.dense if kmeans_entry else DEFAULT_MODEL)
+    dense = registry.MODELS.get(model_name)
+    layer = spec.layer if spec.layer is not None else (dense.layer if dense else None)
+    if layer is None:
+        log.info("no --layer given for %s: using the top layer", model_name)
+
+    device = _device(spec.device)
+    loaded = load_model(store.resolve(model_name), user_dir=spec.user_dir)
+    layers = len(loaded.model.encoder.layers)
+    if layer is not None and not 1 <= layer <= layers:
+        # fairseq would quietly return the top layer for any other number
+        raise inputs.InputError(f"--layer {layer}: {model_name} has transformer layers 1..{layers}")
+    encoder = DenseEncoder(loaded.model, layer, bool(loaded.cfg.task.get("normalize", False)), device,
+                           spec.dtype, spec.max_chunk or MAX_CHUNK)
+    quantizer, units_sha256 = None, None
+    if units:
+        from .kmeans import Quantizer, read_centroids
+
+        kmeans = store.resolve(units)
+        quantizer, units_sha256 = Quantizer(read_centroids(kmeans.path), device), kmeans.sha256
+        dim = loaded.cfg.model.get("encoder_embed_dim")
+        if dim is not None and quantizer.dim != dim:
+            raise inputs.InputError(f"k-means {units} has {quantizer.dim}-dimensional centroids, but "
+                                    f"{model_name} gives {dim}-dimensional features: they do not belong together")
+    batch_seconds = spec.batch_seconds if spec.batch_seconds is not None else encoder.precision.batch_seconds
+    log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, spec.dtype, batch_seconds)
+    return Prepared(items, index, count, device, encoder, quantizer, loaded.sha256, units_sha256, layer, batch_seconds)
+
+
+def _shard(spec: FeaturesSpec) -> tuple[int, int]:
+    index, count = spec.shard_index, spec.num_shards
+    if index is None and os.environ.get("SLURM_ARRAY_TASK_ID"):
+        index = int(os.environ["SLURM_ARRAY_TASK_ID"]) - int(os.environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+    if count is None and os.environ.get("SLURM_ARRAY_TASK_COUNT"):
+        count = int(os.environ["SLURM_ARRAY_TASK_COUNT"])
+    return index or 0, count or 1
+
+
+def _device(name: str):
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        log.info("no CUDA device visible: running on CPU")
+        return torch.device("cpu")
+    try:
+        return torch.device(name)
+    except RuntimeError as e:
+        raise UserError(f"--device {name}: {e}") from None
+
+
+def _refuse_unsupported(spec: ResynthSpec) -> None:
+    """A registry vocoder not verified here, or whose dense model this fairseq cannot load, is refused
+    before any download."""
+    if spec.vocoder in registry.MODELS and registry.MODELS[spec.vocoder].unsupported:
+        raise inputs.InputError(f"--vocoder {spec.vocoder}: {registry.MODELS[spec.vocoder].unsupported}")
+    if spec.model is not None or spec.vocoder not in registry.MODELS:
+        return
+    kmeans = registry.MODELS.get(spec.units or registry.vocoder_kmeans(spec.vocoder))
+    dense = registry.MODELS.get(kmeans.dense) if kmeans and kmeans.dense else None
+    if dense is not None and dense.unsupported:
+        raise inputs.InputError(f"{spec.vocoder} works on units of {dense.name}, which this image cannot load: "
+                                f"{dense.unsupported}. A later image variant may carry a newer fairseq.")

@@ -1,0 +1,55 @@
+"""The precision policy, in one place: per device and dtype, which forward runs and how many
+seconds of audio share a forward pass.
+
+- fp32 (default) is the reference's arithmetic, everywhere.
+- CUDA fp16/bf16: fairseq's modules under autocast.
+- CPU bf16: the weights are cast (autocast would re-cast every weight on every pass, which costs as
+  much as the matmuls gain) and our own forward of the same function runs (cpu_bf16.py).
+- CPU fp16: the weights are cast; fairseq's modules run.
+Batching must never slow a device down: one CPU fp32 file per pass already runs at the matmul limit
+(padding only adds work), while a short file leaves CPU bf16 matmuls too small, so files share a pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DTYPES = ("fp32", "bf16", "fp16")
+CUDA_BATCH_SECONDS = 400.0
+CPU_BF16_BATCH_SECONDS = 12.0
+
+
+@dataclass(frozen=True)
+class Precision:
+    dtype: str             # fp32 | bf16 | fp16
+    cast_weights: bool     # the model's weights themselves are cast to dtype
+    autocast: bool         # fairseq's modules run under torch.autocast
+    own_forward: bool      # cpu_bf16.CpuBf16Forward replaces fairseq's modules (where it can)
+    batch_seconds: float   # padded audio seconds per forward pass (0: one file per pass)
+
+    @property
+    def torch_dtype(self):
+        import torch
+
+        return {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[self.dtype]
+
+
+def policy(device_type: str, dtype: str) -> Precision:
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype {dtype!r} is not one of {DTYPES}")
+    reduced = dtype != "fp32"
+    if device_type == "cuda":
+        return Precision(dtype, cast_weights=False, autocast=reduced, own_forward=False,
+                         batch_seconds=CUDA_BATCH_SECONDS)
+    return Precision(dtype, cast_weights=reduced, autocast=False, own_forward=dtype == "bf16",
+                     batch_seconds=CPU_BF16_BATCH_SECONDS if dtype == "bf16" else 0.0)
+
+
+def batch_help() -> str:
+    """The --batch-seconds default, said from the policy itself."""
+    per = {f"{d} {t}": policy(d, t).batch_seconds for d in ("cuda", "cpu") for t in DTYPES}
+    groups: dict[float, list[str]] = {}
+    for name, seconds in per.items():
+        groups.setdefault(seconds, []).append(name)
+    return "; ".join(f"{'/'.join(names)} {seconds:g}" + (" = one file per pass" if not seconds else "")
+                     for seconds, names in groups.items())
