@@ -39,6 +39,8 @@ def unsupported(model) -> str | None:
         return f"encoder {type(encoder).__name__} is not wav2vec 2.0's TransformerEncoder"
     # (fairseq >= 0.12 may pad the sequence to a multiple of 2 frames with masked keys: no effect on features)
     pos = encoder.pos_conv
+    if isinstance(pos, nn.Sequential) and any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in pos):
+        return "the positional convolution starts with a BatchNorm (conv_pos_batch_norm, e.g. mhubert-base-25hz)"
     if not (isinstance(pos, nn.Sequential) and len(pos) == 3 and isinstance(pos[0], nn.Conv1d)
             and hasattr(pos[1], "remove") and isinstance(pos[2], nn.GELU)):
         return "the positional convolution is not one conv + SamePad + GELU"

@@ -5,7 +5,10 @@ normalises over time, so padding shifts its statistics, and fairseq's frame padd
 can leave a frame valid that the unbatched model never produced. Here:
 - the conv feature extractor runs layer by layer, GroupNorm statistics over valid samples only;
 - the frame mask comes from the conv arithmetic (no conv padding: a valid frame sees only valid samples);
-- the transformer gets that mask (fairseq zeroes padded frames before pos_conv and masks attention).
+- the transformer gets that mask (fairseq zeroes padded frames before pos_conv and masks attention);
+- a BatchNorm in front of the positional conv (conv_pos_batch_norm, mhubert-base-25hz) maps those zeros to
+  its shift, which the conv would carry into valid frames: they are zeroed again after it, as the
+  unbatched model's conv sees zeros (its own padding) past the end.
 The result equals the per-file reference (textlesslib's HubertFeatureReader) to float rounding.
 """
 
@@ -120,7 +123,8 @@ class DenseEncoder:
             x = m.post_extract_proj(x)
         padded = torch.arange(x.shape[1], device=x.device)[None, :] >= frames[:, None]
         layer = None if self.layer is None else self.layer - 1
-        x, _ = m.encoder(x, padding_mask=padded if padded.any() else None, layer=layer)
+        with _zero_padded_after_pos_batch_norm(m.encoder, padded):
+            x, _ = m.encoder(x, padding_mask=padded if padded.any() else None, layer=layer)
         return x, frames
 
     def _conv_features(self, source: torch.Tensor, lengths: torch.Tensor):
@@ -134,6 +138,23 @@ class DenseEncoder:
                 else:
                     x = module(x)
         return x, valid
+
+
+@contextlib.contextmanager
+def _zero_padded_after_pos_batch_norm(encoder, padded: torch.Tensor):
+    """While the encoder runs: padded frames are zero at the BatchNorm's output, as at its input (fairseq's
+    index_put). Only for a positional conv that starts with a BatchNorm, and only when anything is padded."""
+    pos_conv = getattr(encoder, "pos_conv", None)
+    norm = pos_conv[0] if isinstance(pos_conv, nn.Sequential) and len(pos_conv) else None
+    if not isinstance(norm, nn.modules.batchnorm._BatchNorm) or not padded.any():
+        yield
+        return
+    mask = padded[:, None, :]  # BatchNorm1d output is [batch, channels, frames]
+    handle = norm.register_forward_hook(lambda _module, _inputs, out: out.masked_fill(mask, 0))
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def pad_batch(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -250,13 +250,17 @@ def _unknown_type(section: str, name, path: Path) -> CheckpointError:
 
 
 def _normalise_section(section_cfg: dict, section: str, path: Path, upgrades: list[str]) -> dict:
-    """Coerce integral floats in int fields; drop keys this fairseq does not know."""
+    """Coerce integral floats in int fields; drop keys this fairseq does not know, only where that is safe.
+
+    A key is dropped only when UNKNOWN_CONFIG_KEYS says dropping it leaves the features unchanged (at any
+    value, or at the value that is this fairseq's behaviour); any other unknown key is refused by name."""
     name = section_cfg.get("_name")
     dc = _dataclass_for(section, name)
     if dc is None:
         raise _unknown_type(section, name, path)
     fields = {f.name: f for f in dataclasses.fields(dc)}
     unknown = sorted(k for k in section_cfg if k != "_name" and k not in fields)
+    _refuse_unsafe_drops(section_cfg, section, unknown, path)
     if unknown:
         log.warning("%s: %s config keys unknown to this fairseq, dropped: %s", path.name, section, ", ".join(unknown))
         upgrades.append(f"{section}: dropped unknown config keys {unknown}")
@@ -301,11 +305,24 @@ def _coerce_int(value, where: str, path: Path | None, upgrades: list[str]):
 
 
 def _check_representable(model_cfg, weights: dict, path: Path) -> None:
-    if (model_cfg or {}).get("conv_pos_batch_norm") or any(_BATCHNORM_POS_CONV.match(k) for k in weights):
+    """A BatchNorm positional convolution (conv_pos_batch_norm, mhubert-base-25hz) needs this fairseq to build it
+    (env/patcher backports fairseq 4db26494 to HuBERT), and config and weights must agree on it."""
+    model_cfg = model_cfg or {}
+    wants, has = bool(model_cfg.get("conv_pos_batch_norm")), any(_BATCHNORM_POS_CONV.match(k) for k in weights)
+    if has and not wants:
         raise CheckpointError(
-            f"{path}: this checkpoint's positional convolution is BatchNorm + Conv1d (conv_pos_batch_norm, "
-            "e.g. mhubert-base-25hz). fairseq dd106d9 cannot represent it; it needs fairseq 4db26494 (2023-08) "
-            "or later. Refusing rather than loading it with missing weights."
+            f"{path}: its weights hold a BatchNorm positional convolution (encoder.pos_conv.0.running_mean), but its "
+            "config does not set conv_pos_batch_norm: config and weights disagree; refusing a partial load."
+        )
+    if wants and not _builds_conv_pos_batch_norm(model_cfg):
+        name = model_cfg.get("_name") or model_cfg.get("arch")
+        why = ("this fairseq lacks the textless-stack backport (env/patcher transform "
+               "hubert-config-conv-pos-batch-norm): rebuild the environment" if name == "hubert" else
+               "upstream fairseq builds it for HuBERT only, and so does the backport")
+        raise CheckpointError(
+            f"{path}: its positional convolution is BatchNorm + Conv1d (conv_pos_batch_norm, fairseq 4db26494, "
+            f"e.g. mhubert-base-25hz), which this fairseq cannot build for a {name!r} model: {why}. "
+            "Refusing rather than loading it with missing weights."
         )
 
 
@@ -375,3 +392,89 @@ def _load_strict(model: torch.nn.Module, weights: dict, cfg, path: Path) -> None
             parts.append(f"unexpected keys {unexpected}")
         raise CheckpointError(f"{path}: refusing a partial load (no weight may be lost or left random): "
                               + "; ".join(parts))
+
+
+# --- config keys this fairseq does not know -------------------------------------------------------
+
+_ANY = object()  # dropping the key is safe whatever its value
+
+# Keys a newer (or older) fairseq writes into a checkpoint's model or task config that this fairseq's
+# dataclasses do not declare, and that may be dropped: (_ANY or the one value that is this fairseq's
+# behaviour, why dropping is safe). Any other unknown key is refused by name: it might change the
+# computation. Read off the config dataclasses (HubertConfig, Wav2Vec2Config, HubertPretrainingConfig,
+# AudioPretrainingConfig) from fairseq dd106d9 to main (3d262bb2); a key this fairseq knows never reaches here.
+UNKNOWN_CONFIG_KEYS = {
+    "model": {
+        "conv_pos_batch_norm": (False, "BatchNorm + Conv1d positional convolution (fairseq 4db26494)"),
+        "layer_type": ("transformer", "conformer / adapter encoder layers instead of transformer ones"),
+        "pos_conv_depth": (1, "a stack of positional convolutions with LayerNorms"),
+        "crop_seq_to_multiple": (1, "crops frames off the end of every sequence"),
+        "required_seq_len_multiple": (_ANY, "pads frames as masked keys, removed again: same features (to rounding)"),
+        "checkpoint_activations": (_ANY, "recomputes activations in training to save memory: same function"),
+        "offload_activations": (_ANY, "moves activations to CPU in training: same function"),
+        "min_params_to_wrap": (_ANY, "FSDP wrapping in training"),
+        "ddp_backend": (_ANY, "distributed training backend"),
+        "require_same_masks": (_ANY, "training masks (extract_features runs with mask=False)"),
+        "mask_dropout": (_ANY, "training masks (extract_features runs with mask=False)"),
+        "mask_min_space": (_ANY, "training masks (extract_features runs with mask=False)"),
+        "mask_channel_min_space": (_ANY, "training masks (extract_features runs with mask=False)"),
+        "max_positions": (_ANY, "the longest input a data loader may batch; not used by the forward"),
+        "depthwise_conv_kernel_size": (_ANY, "read only by conformer layers (layer_type is checked)"),
+        "attn_type": (_ANY, "read only by conformer layers (layer_type is checked)"),
+        "pos_enc_type": (_ANY, "read only by conformer layers (layer_type is checked)"),
+        "fp16": (_ANY, "read only by conformer layers (layer_type is checked)"),
+        "adp_num": (_ANY, "read only by adapter layers (layer_type 'trf_adp', checked)"),
+        "adp_dim": (_ANY, "read only by adapter layers (layer_type 'trf_adp', checked)"),
+        "adp_act_fn": (_ANY, "read only by adapter layers (layer_type 'trf_adp', checked)"),
+        "adp_trf_idx": (_ANY, "read only by adapter layers (layer_type 'trf_adp', checked)"),
+    },
+    "task": {
+        "max_keep_size": (_ANY, "skips long training utterances"),
+        "label_rate": (_ANY, "the frame rate of training labels (a HuBERT task option)"),
+        "multiple_train_files": (_ANY, "where the training manifests are"),
+        "multi_corpus_keys": (_ANY, "training data mixing"),
+        "multi_corpus_sampling_weights": (_ANY, "training data mixing"),
+        "text_compression_level": (_ANY, "how label text is stored in memory"),
+        "rebuild_batches": (_ANY, "training batch sampling"),
+        "precompute_mask_config": (_ANY, "training masks precomputed by the data loader"),
+        "post_save_script": (_ANY, "a script run after saving a checkpoint"),
+        "subsample": (_ANY, "subsamples the training data"),
+        "seed": (_ANY, "data loader shuffling"),
+        # before dd106d9 the task copied model options to precompute training masks; the model keeps its own
+        **{key: (_ANY, "the task's copy of a model option, once used to precompute training masks")
+           for key in ("mask_length", "mask_prob", "mask_selection", "mask_other", "no_mask_overlap",
+                       "mask_min_space", "mask_channel_length", "mask_channel_prob", "mask_channel_selection",
+                       "mask_channel_other", "no_mask_channel_overlap", "mask_channel_min_space",
+                       "conv_feature_layers", "encoder_embed_dim")},
+    },
+}
+
+
+def _refuse_unsafe_drops(section_cfg: dict, section: str, unknown: list[str], path: Path) -> None:
+    """Each model key this fairseq does not know must be safe to drop (UNKNOWN_CONFIG_KEYS), else a
+    CheckpointError. Task keys are listed where known; an unlisted one is dropped with the warning."""
+    policy = UNKNOWN_CONFIG_KEYS.get(section, {})
+    for key in unknown:
+        value = section_cfg[key]
+        if key not in policy and section == "task":
+            continue  # a task option (data, labels, training) never enters the model's forward: dropped, warned
+        if key not in policy:
+            raise CheckpointError(
+                f"{path}: its {section} config has {key} = {value!r}, a key this fairseq does not know and that is "
+                "not known to leave the features unchanged when dropped (textless_stack.loader.UNKNOWN_CONFIG_KEYS "
+                "lists those that are): refusing rather than computing something other than the trained model."
+            )
+        neutral, why = policy[key]
+        if neutral is not _ANY and value != neutral:  # 1.0 == 1, 0 == False: as fairseq reads them
+            raise CheckpointError(
+                f"{path}: its {section} config sets {key} = {value!r} ({why}), which this fairseq does not "
+                f"implement: it would drop the key and compute {key} = {neutral!r}, a different model. "
+                "Refusing rather than computing other features."
+            )
+
+
+def _builds_conv_pos_batch_norm(model_cfg: dict) -> bool:
+    """Whether this fairseq's config dataclass for the model declares conv_pos_batch_norm (the backport)."""
+    name = model_cfg.get("_name") or model_cfg.get("arch")
+    dc = _dataclass_for("model", name) or _dataclass_for("model", _model_of_arch(name))
+    return dc is not None and "conv_pos_batch_norm" in {f.name for f in dataclasses.fields(dc)}

@@ -30,11 +30,6 @@ def _m(name, path, fname, sha256, kind, **kw) -> Model:
     return Model(name=name, url=_BASE + path, fname=fname, sha256=sha256, kind=kind, **kw)
 
 
-_NEEDS_NEWER_FAIRSEQ = (
-    "its positional convolution is BatchNorm + Conv1d (conv_pos_batch_norm), added in fairseq "
-    "4db26494 (2023-08); fairseq dd106d9 cannot represent it"
-)
-
 MODELS = {
     m.name: m
     for m in [
@@ -47,10 +42,10 @@ MODELS = {
         _m("mhubert-base-vp_mls_cv_8lang", "hubert/mhubert_base_vp_mls_cv_8lang_it3.pt",
            "mhubert_base_vp_mls_cv_8lang_it3.pt",
            "fa82eaccb557465f4732662e3a744c30c953059147ac6a4c92f1f3e0daeda61e", "dense", layer=12),
+        # positional convolution: BatchNorm + Conv1d (fairseq 4db26494), backported by env/patcher
         _m("mhubert-base-25hz", "textless_nlp/twist/speech_tokenizer/mhubert_base_25hz_cp_mls_cv_sp_fisher.pt",
            "mhubert_base_25hz_cp_mls_cv_sp_fisher.pt",
-           "edf0f5be2581a568a236aeb2781a5607c5af25806e12f40f7f2391e861fe3cf0", "dense", layer=11, hop=640,
-           unsupported=_NEEDS_NEWER_FAIRSEQ),
+           "edf0f5be2581a568a236aeb2781a5607c5af25806e12f40f7f2391e861fe3cf0", "dense", layer=11, hop=640),
         # k-means quantizers (joblib-pickled sklearn models)
         _m("hubert-base-ls960-kmeans-50", "textless_nlp/gslm/hubert/km50/km.bin", "hubert_base_ls960_km50.pt",
            "d01a7d5bc2c54b7b5f25f321ba525b4d230b06e3927f90bad0394198bc89f494", "kmeans", dense="hubert-base-ls960"),
@@ -115,7 +110,9 @@ MODELS = {
         _m("mhubert-base-25hz-kmeans-500-hifigan",
            "textless_nlp/twist/speech_tokenizer/hifigan_lj_mhubert_base_25hz.pt",
            "hifigan_lj_mhubert_base_25hz.pt",
-           "d88224e95c501e2cd59a6e4014753169cfe060fb7ade3cc0da03c809fef73b79", "hifigan"),
+           "d88224e95c501e2cd59a6e4014753169cfe060fb7ade3cc0da03c809fef73b79", "hifigan",
+           unsupported="TWIST's 25 Hz resynthesis (duration prediction over 25 Hz units) is not verified in this "
+                       "image yet; its units are (features --units mhubert-base-25hz-kmeans-500)"),
         _m("mhubert-base-25hz-kmeans-500-hifigan-config",
            "textless_nlp/twist/speech_tokenizer/hifigan_lj_mhubert_base_25hz_config.json",
            "hifigan_lj_mhubert_base_25hz_config.json",

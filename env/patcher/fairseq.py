@@ -208,6 +208,83 @@ TRANSFORMS = [
         replace="            if isinstance(label_rates, (int, float))  " + MARK + " label_rate may be float\n",
         count={DD106D9: 1},
     ),
+    # --- conv_pos_batch_norm (mhubert-base-25hz): backport of fairseq 4db26494 (2023-08) ------------
+    # The positional convolution becomes Sequential(BatchNorm1d, Conv1d, SamePad, GELU), no weight norm.
+    # HubertConfig gets the field (default off: every other checkpoint builds exactly as before);
+    # Wav2Vec2Config does not, as upstream (the encoder reads it with a default).
+    Transform(
+        name="hubert-config-conv-pos-batch-norm",
+        path="fairseq/models/hubert/hubert.py",
+        find="    latent_temp: Tuple[float, float, float] = field(\n",
+        replace=(
+            "    conv_pos_batch_norm: bool = field(  " + MARK + " backport of fairseq 4db26494\n"
+            "        default=False,\n"
+            '        metadata={"help": "use batch norm instead of weight norm in conv_pos (for bf16 models)"},\n'
+            "    )\n"
+            "\n"
+            "    latent_temp: Tuple[float, float, float] = field(\n"
+        ),
+        done=r"^    conv_pos_batch_norm: bool = field\(",
+        count=both(1),
+        why="mhubert-base-25hz (TWIST, SpiritLM) sets it; without the field the loader would have to drop it",
+    ),
+    Transform(
+        name="pos-conv-batch-norm-inline",
+        path="fairseq/models/wav2vec/wav2vec2.py",
+        find=(
+            '        self.pos_conv = nn.utils.weight_norm(self.pos_conv, name="weight", dim=2)\n'
+            "        self.pos_conv = nn.Sequential(self.pos_conv, SamePad(args.conv_pos), nn.GELU())\n"
+        ),
+        replace=(
+            '        if getattr(args, "conv_pos_batch_norm", False):  ' + MARK + " backport of fairseq 4db26494\n"
+            "            self.pos_conv = nn.Sequential(\n"
+            "                nn.BatchNorm1d(self.embedding_dim), self.pos_conv, SamePad(args.conv_pos), nn.GELU()\n"
+            "            )\n"
+            "        else:\n"
+            '            self.pos_conv = nn.utils.weight_norm(self.pos_conv, name="weight", dim=2)\n'
+            "            self.pos_conv = nn.Sequential(self.pos_conv, SamePad(args.conv_pos), nn.GELU())\n"
+        ),
+        done=r'^        if getattr\(args, "conv_pos_batch_norm", False\):',
+        count={DD106D9: 1},
+        why="dd106d9 builds the positional conv inline in TransformerEncoder.__init__",
+    ),
+    Transform(
+        name="make-conv-pos-batch-norm-signature",
+        path="fairseq/models/wav2vec/wav2vec2.py",
+        find="def make_conv_pos(e, k, g):\n",
+        replace="def make_conv_pos(e, k, g, is_batch_norm=False):  " + MARK + " backport of fairseq 4db26494\n",
+        count={V0122: 1},
+    ),
+    Transform(
+        name="make-conv-pos-batch-norm",
+        path="fairseq/models/wav2vec/wav2vec2.py",
+        find=(
+            '    pos_conv = nn.utils.weight_norm(pos_conv, name="weight", dim=2)\n'
+            "    pos_conv = nn.Sequential(pos_conv, SamePad(k), nn.GELU())\n"
+        ),
+        replace=(
+            "    if is_batch_norm:  " + MARK + " backport of fairseq 4db26494\n"
+            "        pos_conv = nn.Sequential(nn.BatchNorm1d(e), pos_conv, SamePad(k), nn.GELU())\n"
+            "    else:\n"
+            '        pos_conv = nn.utils.weight_norm(pos_conv, name="weight", dim=2)\n'
+            "        pos_conv = nn.Sequential(pos_conv, SamePad(k), nn.GELU())\n"
+        ),
+        done=r"^    if is_batch_norm:  ",
+        count={V0122: 1},
+    ),
+    Transform(
+        name="make-conv-pos-batch-norm-call",
+        path="fairseq/models/wav2vec/wav2vec2.py",
+        find="                args.conv_pos_groups,\n            )\n",
+        replace=(
+            "                args.conv_pos_groups,\n"
+            '                is_batch_norm=getattr(args, "conv_pos_batch_norm", False),  '
+            + MARK + " backport of fairseq 4db26494\n"
+            "            )\n"
+        ),
+        done=r'^                is_batch_norm=getattr\(args, "conv_pos_batch_norm", False\),',
+        count={V0122: 1},
+    ),
 ]
 
 PROJECT = Project(
