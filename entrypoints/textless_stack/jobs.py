@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import inputs, outputs, pipeline, precision, registry, store
+from . import audio, inputs, outputs, pipeline, precision, registry, store
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ class Prepared:
         return outputs.JobRecord(
             command=command, model_sha256=self.model_sha256, layer=self.layer, dtype=spec.dtype,
             max_chunk=self.encoder.max_chunk, units_sha256=self.units_sha256, deduplicate=spec.deduplicate,
-            split=spec.split, num_shards=self.count, features=spec.features, save_dtype=spec.save_dtype, **kw)
+            split=spec.split, num_shards=self.count, features=spec.features, save_dtype=spec.save_dtype,
+            frame_hop=self.encoder.geometry.hop, **kw)
 
 
 def features(spec: FeaturesSpec) -> pipeline.Summary:
@@ -119,7 +120,6 @@ def _claim_shard(spec: FeaturesSpec):
 
 
 def resynth(spec: ResynthSpec) -> pipeline.Summary:
-    _refuse_unsupported(spec)
     with _claim_shard(spec):  # before any download or model loading
         return _resynth(spec)
 
@@ -137,6 +137,7 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
     prep = prepare(spec, units)
     with contextlib.redirect_stdout(sys.stderr):  # textlesslib prints progress messages
         vocoder = Vocoder(files, prep.device, spec.max_decoder_steps, spec.denoiser_strength)
+    vocoder.check_units(prep.quantizer.size, prep.encoder.geometry.hop, spec.vocoder, units)
     speaker, style = vocoder.index("speaker", spec.speaker), vocoder.index("style", spec.style)
     if spec.deduplicate and vocoder.kind == "hifigan" and not vocoder.predicts_durations:
         raise VocoderError("--deduplicate: this CodeHiFiGAN has no duration predictor, so it needs every "
@@ -167,8 +168,7 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
 
 
 def prepare(spec: FeaturesSpec, units: str | None) -> Prepared:
-    from .encoder import MAX_CHUNK, DenseEncoder
-    from .loader import load_model
+    from .dense import open_dense
 
     items = [item for one in spec.inputs for item in inputs.collect(one)]
     inputs.check_unique(items)
@@ -178,32 +178,26 @@ def prepare(spec: FeaturesSpec, units: str | None) -> Prepared:
 
     kmeans_entry = registry.MODELS.get(units) if units else None
     model_name = spec.model or (kmeans_entry.dense if kmeans_entry else DEFAULT_MODEL)
-    dense = registry.MODELS.get(model_name)
-    layer = spec.layer if spec.layer is not None else (dense.layer if dense else None)
-    if layer is None:
-        log.info("no --layer given for %s: using the top layer", model_name)
+    entry = registry.MODELS.get(model_name)
+    layer = spec.layer if spec.layer is not None else (entry.layer if entry else None)
 
     device = _device(spec.device)
-    loaded = load_model(store.resolve(model_name), user_dir=spec.user_dir)
-    layers = len(loaded.model.encoder.layers)
-    if layer is not None and not 1 <= layer <= layers:
-        # fairseq would quietly return the top layer for any other number
-        raise inputs.InputError(f"--layer {layer}: {model_name} has transformer layers 1..{layers}")
-    encoder = DenseEncoder(loaded.model, layer, bool(loaded.cfg.task.get("normalize", False)), device,
-                           spec.dtype, spec.max_chunk or MAX_CHUNK)
+    dense = open_dense(model_name, layer, device, spec.dtype, spec.max_chunk, spec.user_dir)
     quantizer, units_sha256 = None, None
     if units:
         from .kmeans import Quantizer, read_centroids
 
         kmeans = store.resolve(units)
         quantizer, units_sha256 = Quantizer(read_centroids(kmeans.path), device), kmeans.sha256
-        dim = loaded.cfg.model.get("encoder_embed_dim")
-        if dim is not None and quantizer.dim != dim:
+        if dense.dim is not None and quantizer.dim != dense.dim:
             raise inputs.InputError(f"k-means {units} has {quantizer.dim}-dimensional centroids, but "
-                                    f"{model_name} gives {dim}-dimensional features: they do not belong together")
+                                    f"{model_name} gives {dense.dim}-dimensional features: they do not belong together")
+    encoder = dense.encoder
     batch_seconds = spec.batch_seconds if spec.batch_seconds is not None else encoder.precision.batch_seconds
-    log.info("model %s, layer %s, %s %s, batch %.0f s", model_name, layer or "top", device, spec.dtype, batch_seconds)
-    return Prepared(items, index, count, device, encoder, quantizer, loaded.sha256, units_sha256, layer, batch_seconds)
+    log.info("model %s, layer %s, %d Hz frames, %s %s, batch %.0f s", model_name, dense.layer or "top",
+             audio.SAMPLE_RATE // encoder.geometry.hop, device, spec.dtype, batch_seconds)
+    return Prepared(items, index, count, device, encoder, quantizer, dense.sha256, units_sha256, dense.layer,
+                    batch_seconds)
 
 
 def _shard(spec: FeaturesSpec) -> tuple[int, int]:
@@ -227,17 +221,3 @@ def _device(name: str):
         return torch.device(name)
     except RuntimeError as e:
         raise UserError(f"--device {name}: {e}") from None
-
-
-def _refuse_unsupported(spec: ResynthSpec) -> None:
-    """A registry vocoder not verified here, or whose dense model this fairseq cannot load, is refused
-    before any download."""
-    if spec.vocoder in registry.MODELS and registry.MODELS[spec.vocoder].unsupported:
-        raise inputs.InputError(f"--vocoder {spec.vocoder}: {registry.MODELS[spec.vocoder].unsupported}")
-    if spec.model is not None or spec.vocoder not in registry.MODELS:
-        return
-    kmeans = registry.MODELS.get(spec.units or registry.vocoder_kmeans(spec.vocoder))
-    dense = registry.MODELS.get(kmeans.dense) if kmeans and kmeans.dense else None
-    if dense is not None and dense.unsupported:
-        raise inputs.InputError(f"{spec.vocoder} works on units of {dense.name}, which this image cannot load: "
-                                f"{dense.unsupported}. A later image variant may carry a newer fairseq.")

@@ -50,15 +50,16 @@ _BATCHNORM_POS_CONV = re.compile(r"^encoder\.pos_conv\.\d+\.running_mean$")
 
 
 def load_model(source: str | Path | Verified, device: str | torch.device = "cpu",
-               user_dir: str | Path | None = None) -> Loaded:
+               user_dir: str | Path | None = None, state: dict | None = None) -> Loaded:
     """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode.
 
     source: a path, or a file `integrity` already verified (then it is not hashed again).
     user_dir: the fairseq plugin (--user-dir) a checkpoint's model or task was registered by.
-    Imported only when given: a checkpoint never decides which code runs."""
+    Imported only when given: a checkpoint never decides which code runs.
+    state: the file's contents when the caller has already unpickled them (see `unpickle`)."""
     verified = source if isinstance(source, Verified) else _verify(Path(source))
     path = verified.path
-    state = read_checkpoint(path)
+    state = read_checkpoint(path) if state is None else _fairseq_state(state, path)
     _check_layout(state, path)
     _import_plugin(state, path, user_dir)
     upgrades: list[str] = []
@@ -91,7 +92,18 @@ def _verify(path: Path) -> Verified:
 
 
 def read_checkpoint(path: Path) -> dict:
-    """Unpickle under the allowlist (the file is already verified: see `_verify`)."""
+    """A fairseq checkpoint's contents, unpickled under the allowlist."""
+    return _fairseq_state(unpickle(path), path)
+
+
+def _fairseq_state(state, path: Path) -> dict:
+    if not isinstance(state, dict) or "model" not in state or not isinstance(state["model"], dict):
+        raise CheckpointError(f"{path}: not a fairseq checkpoint (no 'model' weights in it)")
+    return state
+
+
+def unpickle(path: Path):
+    """Any torch.save file, unpickled under the allowlist (the file is already verified: see `_verify`)."""
     try:
         state = torch_load(str(path), map_location="cpu")
     except UnsafeCheckpoint as e:
@@ -101,8 +113,6 @@ def read_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt?): {first}") from None
     except Exception as e:  # any other unpickling failure of a non-checkpoint file
         raise CheckpointError(f"{path}: not a readable checkpoint: {type(e).__name__}: {e}") from None
-    if not isinstance(state, dict) or "model" not in state or not isinstance(state["model"], dict):
-        raise CheckpointError(f"{path}: not a fairseq checkpoint (no 'model' weights in it)")
     return state
 
 

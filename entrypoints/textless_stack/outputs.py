@@ -19,7 +19,7 @@ import socket
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -172,6 +172,7 @@ class JobRecord:
     units: bool                 # a units JSONL is written
     wav: bool                   # a wav per file is written (resynth)
     vocoder: dict | None = None  # resynth: file digests and synthesis settings
+    frame_hop: int | None = None  # samples at 16 kHz per feature frame and unit (durations count frames)
 
     @classmethod
     def read(cls, out: Path) -> "JobRecord | None":
@@ -190,6 +191,18 @@ class JobRecord:
     def layout(self, out: Path, rank: int, nshard: int | None = None) -> "Layout":
         """Shard `rank` of this job (nshard=1: the merged outputs)."""
         return Layout(out, self.features, self.units, self.split, rank, nshard or self.num_shards, wav=self.wav)
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    """The keys whose values differ; inside a nested record (the vocoder's), as `vocoder.speaker`."""
+    found = []
+    for k in sorted(old.keys() | new.keys()):
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            found += [f"{k}.{sub}" for sub in _differences(a, b)]
+        elif a != b:
+            found.append(k)
+    return found
 
 
 class Layout:
@@ -221,9 +234,11 @@ class Layout:
         previous = JobRecord.read(self.out)
         if previous is None:
             save_json(self.out / PARTS / "job.json", asdict(record))
+        elif previous.frame_hop is None and replace(previous, frame_hop=record.frame_hop) == record:
+            # a record from before frame_hop: the model's digest already fixes it; say it from now on
+            save_json(self.out / PARTS / "job.json", asdict(record))
         elif previous != record:
-            old, new = asdict(previous), asdict(record)
-            changed = sorted(k for k in new if new[k] != old[k])
+            changed = _differences(asdict(previous), asdict(record))
             raise OutputError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
                               "use a new --output directory, or delete this one to start over")
 

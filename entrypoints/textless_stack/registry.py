@@ -23,7 +23,7 @@ class Model:
     layer: Optional[int] = None    # dense: the layer textlesslib reads features from
     hop: int = 320                 # dense: samples per frame at 16 kHz
     dense: Optional[str] = None    # kmeans: the dense model (and layer) it was trained on
-    unsupported: str = ""          # why this fairseq cannot load it, if it cannot
+    family: str = "fairseq"        # dense: "fairseq" (HuBERT / wav2vec 2.0) | "cpc" (textlesslib's CPC reader)
 
 
 def _m(name, path, fname, sha256, kind, **kw) -> Model:
@@ -46,6 +46,10 @@ MODELS = {
         _m("mhubert-base-25hz", "textless_nlp/twist/speech_tokenizer/mhubert_base_25hz_cp_mls_cv_sp_fisher.pt",
            "mhubert_base_25hz_cp_mls_cv_sp_fisher.pt",
            "edf0f5be2581a568a236aeb2781a5607c5af25806e12f40f7f2391e861fe3cf0", "dense", layer=11, hop=640),
+        # GSLM's CPC (textlesslib's CpcFeatureReader: 10 ms frames, features of the first `layer` LSTM layers)
+        _m("cpc-big-ll6k", "textless_nlp/gslm/cpc/cpc_big_ll6kh_top_ctc.pt", "cpc_big_ll6kh_top_ctc.pt",
+           "73155dad5d7c986fe7b7f548050060a8e9cc9a0ffd111a22932f38c3e617c5b8", "dense", layer=2, hop=160,
+           family="cpc"),
         # k-means quantizers (joblib-pickled sklearn models)
         _m("hubert-base-ls960-kmeans-50", "textless_nlp/gslm/hubert/km50/km.bin", "hubert_base_ls960_km50.pt",
            "d01a7d5bc2c54b7b5f25f321ba525b4d230b06e3927f90bad0394198bc89f494", "kmeans", dense="hubert-base-ls960"),
@@ -81,6 +85,14 @@ MODELS = {
            "textless_nlp/twist/speech_tokenizer/mhubert_base_25hz_cp_mls_cv_sp_fisher_L11_km500.bin",
            "mhubert_base_25hz_cp_mls_cv_sp_fisher_L11_km500.bin",
            "03cc04a9c24fec4285e73e709c485756d8f116aa8e724eac555de6a7cf8d28ad", "kmeans", dense="mhubert-base-25hz"),
+        _m("cpc-big-ll6k-kmeans-50", "textless_nlp/gslm/cpc/km50/km.bin", "cpc_big_ll6k_km50.pt",
+           "c48be5717aebc08169aa5165d58267449b8c8568624a346bb9f4b26eac3b0240", "kmeans", dense="cpc-big-ll6k"),
+        _m("cpc-big-ll6k-kmeans-100", "textless_nlp/gslm/cpc/km100/km.bin", "cpc_big_ll6k_km100.pt",
+           "077b96e010b1e87be627ef2bef0f5e5cdaa1c01722aa363b2dc0bb6a638e8b26", "kmeans", dense="cpc-big-ll6k"),
+        _m("cpc-big-ll6k-kmeans-200", "textless_nlp/gslm/cpc/km200/km.bin", "cpc_big_ll6k_km200.pt",
+           "2d863d1c6f251d19e667998248c87642ecb5e3ffaa410e9ebfa64341db4f6de2", "kmeans", dense="cpc-big-ll6k"),
+        _m("cpc-big-ll6k-kmeans-500", "textless_nlp/gslm/cpc/km500/km.bin", "cpc_big_ll6k_km500.pt",
+           "35398f665dff06801a7bf1e595bc176711ed751d554e64d999dc42f1dd106561", "kmeans", dense="cpc-big-ll6k"),
         # vocoders (resynth): GSLM Tacotron2 + WaveGlow, Expresso/TWIST CodeHiFiGAN; a set is named
         # {k-means name}-tacotron|-hifigan, its parts add -codes/-config/-speakers/-styles
         _m("hubert-base-ls960-kmeans-50-tacotron",
@@ -107,12 +119,28 @@ MODELS = {
            "textless_nlp/gslm/hubert/tts_km200/code_dict",
            "hubert_base_ls960_kmeans_200_tacotron_codes.pt",
            "ea01ba3592e27c871b63b32e37d6532234edf7eee7077bdcc094061ee72922e6", "tacotron-codes"),
+        _m("cpc-big-ll6k-kmeans-50-tacotron", "textless_nlp/gslm/cpc/tts_km50/tts_checkpoint_best.pt",
+           "cpc_big_ll6k_kmeans_50_tacotron.pt",
+           "e80a46561d1ded73bbe6e7272fcd6b9943fb7607229040b06324f654b66396fd", "tacotron"),
+        _m("cpc-big-ll6k-kmeans-50-tacotron-codes", "textless_nlp/gslm/cpc/tts_km50/code_dict",
+           "cpc_big_ll6k_kmeans_50_tacotron_codes.pt",
+           "5f01dd57fd3b4044fac93aaac2589bf49e34cbe1dc0713254c0f339ba2123bce", "tacotron-codes"),
+        _m("cpc-big-ll6k-kmeans-100-tacotron", "textless_nlp/gslm/cpc/tts_km100/tts_checkpoint_best.pt",
+           "cpc_big_ll6k_kmeans_100_tacotron.pt",
+           "6cfe1ce4bbdfd0f531189f4013cefc9e1296aec62f8bc0172d68d088ab344a50", "tacotron"),
+        _m("cpc-big-ll6k-kmeans-100-tacotron-codes", "textless_nlp/gslm/cpc/tts_km100/code_dict",
+           "cpc_big_ll6k_kmeans_100_tacotron_codes.pt",
+           "a343085a83c1acfc96a2bfecf5098b380e860cdbb832cbcbbb0bf1358bd7c932", "tacotron-codes"),
+        _m("cpc-big-ll6k-kmeans-200-tacotron", "textless_nlp/gslm/cpc/tts_km200/tts_checkpoint_best.pt",
+           "cpc_big_ll6k_kmeans_200_tacotron.pt",
+           "5845b1c0a82d9176b9d8c33a32f098795c946077e741a9da2b665bafda17b7ff", "tacotron"),
+        _m("cpc-big-ll6k-kmeans-200-tacotron-codes", "textless_nlp/gslm/cpc/tts_km200/code_dict",
+           "cpc_big_ll6k_kmeans_200_tacotron_codes.pt",
+           "48dae50f9f2d4561c4a84fa09ba748395808d7d3323b1d5754af71669117e2aa", "tacotron-codes"),
         _m("mhubert-base-25hz-kmeans-500-hifigan",
            "textless_nlp/twist/speech_tokenizer/hifigan_lj_mhubert_base_25hz.pt",
            "hifigan_lj_mhubert_base_25hz.pt",
-           "d88224e95c501e2cd59a6e4014753169cfe060fb7ade3cc0da03c809fef73b79", "hifigan",
-           unsupported="TWIST's 25 Hz resynthesis (duration prediction over 25 Hz units) is not verified in this "
-                       "image yet; its units are (features --units mhubert-base-25hz-kmeans-500)"),
+           "d88224e95c501e2cd59a6e4014753169cfe060fb7ade3cc0da03c809fef73b79", "hifigan"),
         _m("mhubert-base-25hz-kmeans-500-hifigan-config",
            "textless_nlp/twist/speech_tokenizer/hifigan_lj_mhubert_base_25hz_config.json",
            "hifigan_lj_mhubert_base_25hz_config.json",

@@ -92,9 +92,6 @@ def _fetch(name: str, progress: bool = True) -> Verified:
 def resolve(name_or_path: str) -> Verified:
     """A registry name (fetched if needed) or a path to a file: verified, hashed once."""
     if name_or_path in registry.MODELS:
-        model = registry.MODELS[name_or_path]
-        if model.unsupported:
-            raise ModelUnavailable(f"{name_or_path}: cannot be loaded by this image: {model.unsupported}")
         return _fetch(name_or_path)
     path = Path(name_or_path)
     if not path.is_file():

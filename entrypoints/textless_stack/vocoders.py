@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,6 +121,9 @@ class Vocoder:
                                                 str(files.speakers.path) if files.speakers else None,
                                                 str(files.styles.path) if files.styles else None)
                 self.speakers, self.styles = self.model.speakers, self.model.styles
+                if self.model.model.f0:
+                    raise VocoderError(f"{files.config.path}: this CodeHiFiGAN is conditioned on an F0 stream, "
+                                       "which resynth does not compute")
         except ImportError as e:
             raise VocoderError(f"textlesslib is not in this environment ({e}): resynth needs an image built "
                                "with it (TEXTLESSLIB_SRC=...)") from None
@@ -137,6 +141,24 @@ class Vocoder:
     @property
     def predicts_durations(self) -> bool:
         return self.kind == "hifigan" and self.model.model.dur_predictor is not None
+
+    def check_units(self, k: int, hop: int, name: str, units: str) -> None:
+        """Refuse units this vocoder was not trained on: more unit ids than it knows, or (CodeHiFiGAN, which
+        renders each unit as a fixed number of samples) another frame rate, e.g. 50 Hz units into a 25 Hz vocoder."""
+        if self.kind == "tacotron":
+            known = len(self.files.codes.path.read_text().split())
+        else:
+            known = int(self.model.cfg["num_embeddings"])
+        if k > known:
+            raise VocoderError(f"--vocoder {name} knows {known} units, but {units} gives {k}: it was trained on "
+                               "other units")
+        if self.kind == "hifigan":
+            per_unit = math.prod(self.model.cfg["upsample_rates"])
+            if per_unit * 16000 != hop * self.sample_rate:
+                raise VocoderError(
+                    f"--vocoder {name} speaks one unit per {per_unit} samples at {self.sample_rate} Hz "
+                    f"({1000 * per_unit / self.sample_rate:g} ms), but the dense model gives a frame every {hop} "
+                    f"samples at 16 kHz ({1000 * hop / 16000:g} ms): it was trained on units of another frame rate")
 
     def index(self, what: str, value: str | None) -> int:
         """A speaker/style given by name (from speakers.txt/styles.txt) or by index."""

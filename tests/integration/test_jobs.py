@@ -136,6 +136,21 @@ def test_a_record_of_the_previous_version_is_resumed(tmp_path):
         outputs.JobRecord.read(tmp_path)
 
 
+def test_a_record_without_frame_hop_is_resumed_and_then_says_it(tmp_path):
+    old = dict(command="features", model_sha256="0" * 64, layer=2, dtype="fp32", max_chunk=1, units_sha256=None,
+               deduplicate=False, split="all", num_shards=1, features="npy", save_dtype="float32", units=False,
+               wav=False)
+    outputs.save_json(tmp_path / ".parts" / "job.json", old)
+    layout = outputs.Layout(tmp_path, "npy", False, "all", 0, 1)
+    layout.claim(outputs.JobRecord(**old, frame_hop=640))
+    assert outputs.JobRecord.read(tmp_path).frame_hop == 640
+    with pytest.raises(outputs.OutputError, match=r"different job \(frame_hop differ\)"):
+        layout.claim(outputs.JobRecord(**old, frame_hop=320))
+    with pytest.raises(outputs.OutputError, match=r"different job \(frame_hop, layer differ\)"):
+        outputs.save_json(tmp_path / ".parts" / "job.json", old)
+        layout.claim(outputs.JobRecord(**{**old, "layer": 3}, frame_hop=640))
+
+
 def test_specs_refuse_what_the_command_line_would(tmp_path):
     with pytest.raises(textless_stack.errors.UserError, match="dtype 'fp64'"):
         jobs.FeaturesSpec(inputs=("a",), output=tmp_path, dtype="fp64")

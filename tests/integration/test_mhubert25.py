@@ -270,3 +270,94 @@ def test_missing_running_statistics_are_refused_naming_the_key(tmp_path):
     path = checkpoint_with(tmp_path, weights={"encoder.pos_conv.0.running_var": None})
     with pytest.raises(CheckpointError, match=r"missing keys \['encoder\.pos_conv\.0\.running_var'\]"):
         load_model(path)
+
+
+# --- 25 Hz all the way through: dumps, durations, merge, resynthesis -----------------------------
+
+HOP = 640
+
+
+def test_dump_lengths_durations_and_merge_count_25hz_frames(tmp_path, golden):
+    km = fit_kmeans(np.concatenate([golden[f"{s}/layer2"].numpy() for s in ("long", "short")]), tmp_path / "km.bin")
+    out = tmp_path / "out"
+    for shard in ("0", "1"):
+        r = cli("features", FIXTURES / "wav", "-o", out, "--model", CKPT, "--layer", "2", "--units", tmp_path / "km.bin",
+                "--features", "dump", "--deduplicate", "--shard-index", shard, "--num-shards", "2", "--no-progress")
+        assert r.returncode == 0, r.stderr
+        assert "25 Hz frames" in r.stderr
+    assert json.loads((out / ".parts" / "job.json").read_text())["frame_hop"] == HOP
+    r = cli("merge", out)
+    assert r.returncode == 0, r.stderr
+    keys = [json.loads(x)["path"] for x in (out / "all_0_1.units.jsonl").read_text().splitlines()]
+    lengths = [int(x) for x in (out / "all_0_1.len").read_text().split()]
+    dump = np.load(out / "all_0_1.npy")
+    assert dump.shape[0] == sum(lengths)
+    records = [json.loads(x) for x in (out / "all_0_1.units.jsonl").read_text().splitlines()]
+    for key, n, record in zip(keys, lengths, records):
+        reference = golden[f"{Path(key).stem}/layer2"].numpy()
+        samples = sf.info(FIXTURES / "wav" / key).frames
+        assert n == (samples - 720) // HOP + 1 == reference.shape[0]  # 25 frames/s
+        assert sum(record["durations"]) == n
+        units = km.predict(reference).tolist()
+        assert record["units"] == [u for i, u in enumerate(units) if i == 0 or u != units[i - 1]]
+
+
+@pytest.fixture(scope="module")
+def twist_vocoder(tmp_path_factory, textlesslib_installed):
+    from textless_stack.testing import tiny_vocoders
+
+    return tiny_vocoders.make_hifigan(tmp_path_factory.mktemp("twist"), n_units=12, durations=True, hop=HOP)
+
+
+def resynth_25hz(tmp_path, golden, out, vocoder, *extra):
+    km = tmp_path / "km.bin"
+    if not km.exists():
+        fit_kmeans(np.concatenate([golden[f"{s}/layer2"].numpy() for s in ("long", "short")]), km)
+    return cli("resynth", FIXTURES / "wav", "-o", out, "--model", CKPT, "--layer", "2", "--units", km,
+               "--vocoder", vocoder, "--write-units", "--no-progress", *extra)
+
+
+def test_twist_resynth_renders_640_samples_per_unit(tmp_path, golden, twist_vocoder):
+    out = tmp_path / "out"
+    r = resynth_25hz(tmp_path, golden, out, twist_vocoder)
+    assert r.returncode == 0, r.stderr
+    for line in (out / "all_0_1.units.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        wav, rate = sf.read(out / "wav" / record["path"])
+        assert rate == 16000 and len(wav) == len(record["units"]) * HOP and np.abs(wav).max() > 0
+
+
+def test_twist_resynth_with_predicted_durations_equals_textlesslib(tmp_path, golden, twist_vocoder):
+    from textless.vocoders.hifigan.vocoder import CodeHiFiGANVocoder
+
+    out = tmp_path / "dedup"
+    r = resynth_25hz(tmp_path, golden, out, twist_vocoder, "--deduplicate")
+    assert r.returncode == 0, r.stderr
+    root = twist_vocoder.parent
+    upstream = CodeHiFiGANVocoder(str(root / "generator.pt"), str(root / "config.json")).eval()
+    for line in (out / "all_0_1.units.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        wav, _ = sf.read(out / "wav" / record["path"], dtype="float32")
+        codes = torch.tensor(record["units"]).view(1, -1)
+        with torch.inference_mode():
+            expected = upstream(codes, dur_prediction=True).numpy()
+            log_dur = upstream.model.dur_predictor(upstream.model.dict(codes))
+        predicted = torch.clamp(torch.round(torch.exp(log_dur) - 1).long(), min=1)
+        assert len(wav) == int(predicted.sum()) * HOP == len(expected)
+        assert np.abs(wav - expected).max() < 1e-4  # the wav is 16-bit PCM: its quantisation step is 3e-5
+        assert int(predicted.sum()) != sum(record["durations"])  # predicted, not the measured ones
+
+
+def test_units_of_another_frame_rate_are_refused(tmp_path, tiny_hubert, tiny_kmeans, twist_vocoder):
+    """HuBERT's 50 Hz units into TWIST's 25 Hz vocoder would play at half speed: refused, naming both."""
+    r = cli("resynth", FIXTURES / "wav", "-o", tmp_path / "o", "--model", tiny_hubert, "--layer", "2",
+            "--units", tiny_kmeans[0], "--vocoder", twist_vocoder, "--no-progress")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "one unit per 640 samples at 16000 Hz (40 ms)" in r.stderr and "every 320 samples at 16 kHz (20 ms)" in r.stderr
+
+
+def test_registry_twist_vocoder_is_usable_offline_names_its_fetch(tmp_path):
+    r = cli("resynth", FIXTURES / "wav", "-o", tmp_path / "out", "--vocoder", "mhubert-base-25hz-kmeans-500-hifigan",
+            env={"TEXTLESS_STACK_OFFLINE": "1", "TEXTLESS_STACK_MODELS": str(tmp_path / "empty")})
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "models fetch mhubert-base-25hz-kmeans-500-hifigan" in r.stderr

@@ -70,7 +70,9 @@ def test_models_command(tmp_path):
     assert listing.returncode == 0
     assert "hubert-base-ls960 " in listing.stdout and "absent" in listing.stdout
     status = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
-    assert "UNSUPPORTED" not in status["mhubert-base-25hz"] and "UNSUPPORTED" in status["mhubert-base-25hz-kmeans-500-hifigan"]
+    assert set(status) == set(registry.MODELS)  # every entry listed, none refused
+    assert "layer 11, 25 Hz frames" in status["mhubert-base-25hz"] and "layer 2, 100 Hz frames" in status["cpc-big-ll6k"]
+    assert "speaks mhubert-base-25hz-kmeans-500" in status["mhubert-base-25hz-kmeans-500-hifigan"]
     path = cli("models", "path", "hubert-base-ls960", env=env)
     assert path.stdout.strip() == str(tmp_path / "c" / "hubert_base_ls960.pt")
     fetch = cli("models", "fetch", "hubert-base-ls960", env=env)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pins
@@ -12,6 +14,7 @@ from patcher import PROJECTS
 from support import TEXTLESSLIB_MISSING, make_kmeans, write_audio
 
 PYTHON = "python"
+MHUBERT25 = Path(__file__).resolve().parents[1] / "fixtures" / "mhubert25"
 
 
 def self_check(container, command):
@@ -172,3 +175,23 @@ def test_resynth_in_the_image(container, legacy_checkpoints, shared_dir):
     for name, seconds in (("one.wav", 1.3), ("two.wav", 0.9)):
         info = sf.info(work / "out" / "wav" / name)
         assert info.samplerate == 16000 and abs(info.frames - seconds * 16000) <= 2 * 320
+
+
+def test_mhubert_25hz_features_equal_upstream_in_the_image(container, shared_dir):
+    """The image's fairseq carries the BatchNorm positional conv (backported at build time): a tiny 25 Hz
+    mHuBERT gives upstream fairseq 4db26494's features, both files in one padded batch."""
+    work = shared_dir("fx")
+    shutil.copytree(MHUBERT25 / "wav", work / "wav")
+    shutil.copy(MHUBERT25 / "tiny_mhubert25.pt", work)
+    for p in work.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    out = shared_dir("out")
+    r = container.run(["features", "/fx/wav", "-o", "/out", "--model", "/fx/tiny_mhubert25.pt", "--layer", "2",
+                       "--device", "cpu", "--batch-seconds", "100", "--no-progress"],
+                      binds=[(work, "/fx"), (out, "/out")])
+    assert r.returncode == 0, r.stderr
+    assert "25 Hz frames" in r.stderr
+    with np.load(MHUBERT25 / "golden.npz") as golden:
+        for stem in ("long", "short"):
+            ours, reference = np.load(out / "features" / f"{stem}.npy"), golden[f"{stem}/layer2"]
+            assert ours.shape == reference.shape and np.abs(ours - reference).max() < 1e-5, stem

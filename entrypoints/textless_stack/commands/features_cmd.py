@@ -1,4 +1,4 @@
-"""Extract HuBERT / wav2vec 2.0 dense features, and optionally k-means units, from many audio files.
+"""Extract dense features (HuBERT, mHuBERT, wav2vec 2.0, CPC), and optionally k-means units, from many audio files.
 
 INPUT is a directory (searched recursively), a glob, a fairseq tsv manifest (root line, then
 `relpath<TAB>nsamples`) or JSONL (`{"path": ...}` per line; other fields are carried into the
@@ -10,6 +10,10 @@ Outputs under --output:
   features/<relpath>.npy                 --features npy (default): one [frames, dim] array per file
   {split}_{rank}_{nshard}.npy + .len     --features dump: fairseq's dump format (learn_kmeans.py reads it)
   {split}_{rank}_{nshard}.units.jsonl    --units KMEANS: {"path", "units", ["durations"]} per file
+  .parts/job.json                        the job record; its frame_hop is the samples per frame at 16 kHz
+
+A frame (one row of features, one unit, one step of a duration) is 20 ms for HuBERT and mHuBERT,
+40 ms for mhubert-base-25hz (TWIST / SpiritLM units), 10 ms for CPC.
   {split}_{rank}_{nshard}.errors.jsonl   files that failed, with the reason
 
 Exit status: 0 all files done; 2 some files failed (listed in the errors JSONL, the others are
@@ -22,7 +26,7 @@ from __future__ import annotations
 from .options import add_input_arguments, add_run_arguments
 
 NAME = "features"
-HELP = "HuBERT features and units for many files (batched, exact, resumable, shardable)"
+HELP = "dense features and units for many files (batched, exact, resumable, shardable)"
 
 
 def add_arguments(p) -> None:

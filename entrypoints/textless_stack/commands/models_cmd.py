@@ -31,10 +31,11 @@ def run(args) -> int:
         print(f"cache: {store.cache_dir()}")
         for name in names:
             m = registry.MODELS[name]
-            detail = (f"layer {m.layer}, hop {m.hop}" if m.kind == "dense" else f"for {m.dense}" if m.kind == "kmeans"
-                      else "vocoder part")
-            note = f"  UNSUPPORTED: {m.unsupported}" if m.unsupported else ""
-            print(f"{name:60s} {m.kind:16s} {detail:28s} {store.verify(name)}{note}")
+            detail = (f"layer {m.layer}, {16000 / m.hop:g} Hz frames" if m.kind == "dense"
+                      else f"units of {m.dense}" if m.kind == "kmeans"
+                      else f"speaks {registry.vocoder_kmeans(name)}" if m.kind in ("tacotron", "hifigan")
+                      else "part of a vocoder set")
+            print(f"{name:60s} {m.kind:16s} {detail:50s} {store.verify(name)}")
     elif args.action == "fetch":
         for name in names:
             print(store.fetch(name))

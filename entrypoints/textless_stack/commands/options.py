@@ -18,11 +18,11 @@ def add_input_arguments(p) -> None:
 
 
 def add_run_arguments(p) -> None:
-    p.add_argument("--deduplicate", action="store_true", help="collapse repeated units, with durations")
+    p.add_argument("--deduplicate", action="store_true", help="collapse repeated units, with durations (in frames of the model's frame_hop)")
     p.add_argument("--split", default="all", help="name of this split in dump/JSONL file names")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=precision.DTYPES, default="fp32", help="model compute precision")
-    p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000)")
+    p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000; CPC: 64000)")
     p.add_argument("--batch-seconds", type=float, default=None,
                    help=f"padded audio seconds per forward pass (default: {precision.batch_help()})")
     p.add_argument("--shard-index", type=int, default=None)

@@ -60,11 +60,15 @@ def make_tacotron(root: Path, n_units: int = 100, size: str = "tiny", seed: int 
     return root / "vocoder.json"
 
 
-def _hifigan_config(n_units: int, size: str, speakers: list | None, styles: list | None, durations: bool) -> dict:
+def _hifigan_config(n_units: int, size: str, speakers: list | None, styles: list | None, durations: bool,
+                    hop: int = 320) -> dict:
     full = size == "full"  # the Expresso CodeHiFiGAN (16 kHz, 50 Hz units: 320 samples per unit)
     emb = 128 if full else 8
+    # 320 samples per unit (50 Hz, Expresso) or 640 (25 Hz, TWIST): one more x2 upsampling layer
+    extra = {320: 0, 640: 1}[hop]
     cfg = {
-        "resblock": "1", "upsample_rates": [5, 4, 4, 2, 2], "upsample_kernel_sizes": [11, 8, 8, 4, 4],
+        "resblock": "1", "upsample_rates": [5, 4, 4, 2, 2] + [2] * extra,
+        "upsample_kernel_sizes": [11, 8, 8, 4, 4] + [4] * extra,
         "upsample_initial_channel": 512 if full else 64, "resblock_kernel_sizes": [3, 7, 11] if full else [3],
         "resblock_dilation_sizes": [[1, 3, 5]] * (3 if full else 1), "num_embeddings": n_units,
         "embedding_dim": emb, "model_in_dim": emb * (1 + bool(speakers) + bool(styles)), "sampling_rate": 16000,
@@ -80,13 +84,14 @@ def _hifigan_config(n_units: int, size: str, speakers: list | None, styles: list
 
 
 def make_hifigan(root: Path, n_units: int = 100, size: str = "tiny", seed: int = 0, speakers: list | None = None,
-                 styles: list | None = None, durations: bool = False) -> Path:
-    """Expresso's files: generator.pt {generator}, config.json, speakers.txt, styles.txt."""
+                 styles: list | None = None, durations: bool = False, hop: int = 320) -> Path:
+    """Expresso's files: generator.pt {generator}, config.json, speakers.txt, styles.txt.
+    hop=640: a 25 Hz vocoder like TWIST's (single speaker, with a duration predictor when durations=True)."""
     from textless.vocoders.hifigan.generator import CodeGenerator
 
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    cfg = _hifigan_config(n_units, size, speakers, styles, durations)
+    cfg = _hifigan_config(n_units, size, speakers, styles, durations, hop)
     generator = CodeGenerator(cfg)
     torch.save({"generator": generator.state_dict()}, root / "generator.pt")
     (root / "config.json").write_text(json.dumps(cfg))

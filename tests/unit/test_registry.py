@@ -1,0 +1,47 @@
+"""The registry is the one place for model facts; the README's model table must say the same."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from textless_stack import registry
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def model_rows() -> dict[str, list[str]]:
+    text = README.read_text()
+    table = text[text.index("### Models"):].split("\n\n")[1]
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return {row[0].strip("`"): row for row in rows}
+
+
+def test_every_dense_model_has_a_row_with_its_frame_rate_and_layer():
+    rows = model_rows()
+    dense = {n: m for n, m in registry.MODELS.items() if m.kind == "dense"}
+    assert set(rows) == set(dense)
+    for name, m in dense.items():
+        assert rows[name][1] == f"{16000 // m.hop} Hz", name
+        assert re.match(rf"layer {m.layer}\b", rows[name][2]), name
+
+
+def test_every_kmeans_and_vocoder_belongs_to_a_dense_model_in_the_registry():
+    for name, m in registry.MODELS.items():
+        if m.kind == "kmeans":
+            assert registry.MODELS[m.dense].kind == "dense" and name.startswith(m.dense.split("-layer-")[0]), name
+        if m.kind in ("tacotron", "hifigan"):
+            assert registry.MODELS[registry.vocoder_kmeans(name)].kind == "kmeans", name
+
+
+def test_every_vocoder_set_is_named_in_the_readme_table():
+    rows = model_rows()
+    for name, m in registry.MODELS.items():
+        if m.kind not in ("tacotron", "hifigan"):
+            continue
+        dense = registry.MODELS[registry.vocoder_kmeans(name)].dense
+        row = next(rows[d] for d in sorted(rows, key=len, reverse=True) if dense == d)
+        suffix = name[len(dense):]
+        k = re.search(r"kmeans-(\d+)-tacotron$", suffix)
+        shorthand = k and re.search(rf"-kmeans-[\d/]*\b{k.group(1)}\b[\d/]*-tacotron", row[4])
+        assert suffix in row[4] or shorthand, name
