@@ -33,6 +33,10 @@ class FeaturesSpec:
     features: str = "npy"               # npy | dump | none
     save_dtype: str = "float32"
     deduplicate: bool = False
+    f0: bool = False                    # per-unit F0 in each units record (textlesslib's need_f0), with durations
+    format: str = "jsonl"               # jsonl | textlesslib (also its transcription files: streams.py)
+    separator: str = " "                # --format textlesslib: between values
+    preserve_name: bool = False         # --format textlesslib: "name<TAB>" before each line
     split: str = "all"
     device: str = "auto"                # auto | cpu | cuda | cuda:N
     dtype: str = "fp32"                 # fp32 | bf16 | fp16 (precision.py decides what that means)
@@ -46,8 +50,13 @@ class FeaturesSpec:
         _one_of("features", self.features, ("none",) if isinstance(self, ResynthSpec) else ("npy", "dump", "none"))
         _one_of("save_dtype", self.save_dtype, ("float32", "float16"))
         _one_of("dtype", self.dtype, precision.DTYPES)
+        _one_of("format", self.format, ("jsonl", "textlesslib"))
         if isinstance(self.inputs, str) or not self.inputs:
             raise UserError(f"inputs must be a non-empty sequence of paths, got {self.inputs!r}")
+        if self.f0 and (isinstance(self, ResynthSpec) or not self.units):
+            raise UserError("--f0 gives one F0 value per unit: it needs --units (and is for features only)")
+        if self.format == "textlesslib" and (isinstance(self, ResynthSpec) or not self.units):
+            raise UserError("--format textlesslib writes unit streams: it needs --units (and is for features only)")
 
     @classmethod
     def from_namespace(cls, ns) -> "FeaturesSpec":
@@ -94,19 +103,21 @@ class Prepared:
             command=command, model_sha256=self.model_sha256, layer=self.layer, dtype=spec.dtype,
             max_chunk=self.encoder.max_chunk, units_sha256=self.units_sha256, deduplicate=spec.deduplicate,
             split=spec.split, num_shards=self.count, features=spec.features, save_dtype=spec.save_dtype,
-            frame_hop=self.encoder.geometry.hop, **kw)
+            frame_hop=self.encoder.geometry.hop, f0=spec.f0, **kw)
 
 
 def features(spec: FeaturesSpec) -> pipeline.Summary:
     with _claim_shard(spec):  # before minutes of model loading, not after
         prep = prepare(spec, spec.units)
+        streams = ({"separator": spec.separator, "preserve_name": spec.preserve_name}
+                   if spec.format == "textlesslib" else None)
         layout = outputs.Layout(spec.output, spec.features, prep.quantizer is not None, spec.split, prep.index,
-                                prep.count)
-        layout.claim(prep.record(spec, "features", units=prep.quantizer is not None, wav=False))
+                                prep.count, streams=streams)
+        layout.claim(prep.record(spec, "features", units=prep.quantizer is not None, wav=False, streams=streams))
         return pipeline.run(pipeline.Job(
             items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
             deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
-            progress=spec.progress,
+            progress=spec.progress, f0=spec.f0,
         ))
 
 

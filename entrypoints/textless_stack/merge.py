@@ -58,7 +58,7 @@ def merge(out: Path) -> Merged:
             written += list(merged.dump)
         if job.units:
             concat_lines([s.units_jsonl for s in shards], merged.units_jsonl)
-            written.append(merged.units_jsonl)
+            written += [merged.units_jsonl, *merged.write_streams()]
         errors = [s.errors_jsonl for s in shards if s.errors_jsonl.exists()]
         if errors:
             concat_lines(errors, merged.errors_jsonl)

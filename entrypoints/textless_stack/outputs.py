@@ -173,6 +173,8 @@ class JobRecord:
     wav: bool                   # a wav per file is written (resynth)
     vocoder: dict | None = None  # resynth: file digests and synthesis settings
     frame_hop: int | None = None  # samples at 16 kHz per feature frame and unit (durations count frames)
+    f0: bool = False             # units records carry per-unit F0 (Hz, 0 where unvoiced)
+    streams: dict | None = None  # textlesslib's transcription files too: {"separator", "preserve_name"} (streams.py)
 
     @classmethod
     def read(cls, out: Path) -> "JobRecord | None":
@@ -190,7 +192,8 @@ class JobRecord:
 
     def layout(self, out: Path, rank: int, nshard: int | None = None) -> "Layout":
         """Shard `rank` of this job (nshard=1: the merged outputs)."""
-        return Layout(out, self.features, self.units, self.split, rank, nshard or self.num_shards, wav=self.wav)
+        return Layout(out, self.features, self.units, self.split, rank, nshard or self.num_shards, wav=self.wav,
+                      streams=self.streams)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -208,8 +211,9 @@ def _differences(old: dict, new: dict) -> list[str]:
 class Layout:
     """Where each product of one run (one shard) goes under the output directory."""
 
-    def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int, wav: bool = False):
-        self.out, self.features, self.units, self.wav = out, features, units, wav
+    def __init__(self, out: Path, features: str, units: bool, split: str, rank: int, nshard: int, wav: bool = False,
+                 streams: dict | None = None):
+        self.out, self.features, self.units, self.wav, self.streams = out, features, units, wav, streams
         self.stem = stem(split, rank, nshard)
 
     def _key_path(self, root: Path, key: str, suffix: str) -> Path:
@@ -241,6 +245,13 @@ class Layout:
             changed = _differences(asdict(previous), asdict(record))
             raise OutputError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
                               "use a new --output directory, or delete this one to start over")
+
+    def write_streams(self) -> list[Path]:
+        if not self.streams:
+            return []
+        from . import streams
+
+        return streams.write(self.units_jsonl, **self.streams)
 
     def clean_stale(self, key: str) -> None:
         """Remove temp files a killed earlier run left for this key (only this shard's keys: a
@@ -283,6 +294,7 @@ class Layout:
                 f.write("".join(f"{n}\n" for n in rows))
         if self.units:
             concat_lines([self.units_part(k) for k in ok], self.units_jsonl)
+            self.write_streams()
         errors = [self.error_part(k) for k in keys if not self.done(k) and self.error_part(k).exists()]
         if errors or self.errors_jsonl.exists():
             concat_lines(errors, self.errors_jsonl)

@@ -18,7 +18,7 @@ from typing import Callable
 
 import torch
 
-from . import audio, inputs, outputs
+from . import audio, f0, inputs, outputs
 from .audio import AudioError
 from .encoder import DenseEncoder
 from .errors import Terminated
@@ -40,6 +40,7 @@ class Job:
     synthesize: Callable | None = None
     sample_rate: int = 0
     label: str = "features"
+    f0: bool = False    # per-unit F0 (f0.py), computed while decoding, with durations in every record
 
 
 @dataclass
@@ -111,10 +112,10 @@ def _run(job: Job, summary: Summary) -> None:
     pool = ThreadPoolExecutor(max_workers=1)
     try:
         with _progress(total, job.progress) as bar:
-            pending = pool.submit(_decode, batches[0]) if batches else None
+            pending = pool.submit(_decode, batches[0], job.f0) if batches else None
             for i in range(len(batches)):
                 decoded = pending.result()
-                pending = pool.submit(_decode, batches[i + 1]) if i + 1 < len(batches) else None
+                pending = pool.submit(_decode, batches[i + 1], job.f0) if i + 1 < len(batches) else None
                 for item, error in decoded.errors:
                     _fail(job, summary, item, error)
                 for _, d in decoded.ok:
@@ -122,7 +123,7 @@ def _run(job: Job, summary: Summary) -> None:
                     summary.downmixed += d.channels > 1
                 summary.resampled = +summary.resampled  # drop the zero counts
                 if decoded.ok:
-                    _encode_and_write(job, summary, [(item, d.wav) for item, d in decoded.ok])
+                    _encode_and_write(job, summary, [(item, d.wav) for item, d in decoded.ok], decoded.f0)
                 bar.update(sum(p.samples for p in batches[i]) / audio.SAMPLE_RATE)
     finally:  # on SIGTERM, do not wait for the next batch's decoding
         pool.shutdown(wait=False, cancel_futures=True)
@@ -159,19 +160,25 @@ def _plan(planned: list[_Planned], batch_seconds: float, max_chunk: int) -> list
 class _Decoded:
     ok: list[tuple[inputs.Item, audio.Decoded]]
     errors: list[tuple[inputs.Item, str]]
+    f0: dict[str, torch.Tensor]  # key -> F0 track, when asked for
 
 
-def _decode(batch: list[_Planned]) -> _Decoded:
-    ok, errors = [], []
+def _decode(batch: list[_Planned], with_f0: bool = False) -> _Decoded:
+    """In the decoding thread: audio, and the F0 track (slow, YAAPT) off the model's path."""
+    ok, errors, tracks = [], [], {}
     for p in batch:
         try:
-            ok.append((p.item, audio.decode(p.item.path)))
-        except AudioError as e:
+            decoded = audio.decode(p.item.path)
+            if with_f0:
+                tracks[p.item.key] = f0.track(decoded.wav.numpy())
+            ok.append((p.item, decoded))
+        except (AudioError, f0.F0Error) as e:
             errors.append((p.item, str(e)))
-    return _Decoded(ok, errors)
+    return _Decoded(ok, errors, tracks)
 
 
-def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item, torch.Tensor]]) -> None:
+def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item, torch.Tensor]],
+                      tracks: dict[str, torch.Tensor]) -> None:
     enc = job.encoder
     usable, rows, owners = [], [], []
     for item, wav in batch:
@@ -193,7 +200,7 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
             return
         log.warning("batch of %d files failed (%s): retrying one by one", len(usable), str(e).splitlines()[0])
         for one in usable:
-            _encode_and_write(job, summary, [one])
+            _encode_and_write(job, summary, [one], tracks)
         return
     per_file = [[] for _ in usable]
     for owner, f in zip(owners, feats):
@@ -201,7 +208,7 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
     for (item, wav), parts in zip(usable, per_file):
         features = torch.cat(parts, 0)
         try:
-            _write(job, item, features)
+            _write(job, item, features, tracks.get(item.key))
         except _FileFailed as e:
             _fail(job, summary, item, str(e))
             continue
@@ -212,7 +219,7 @@ class _FileFailed(Exception):
     pass
 
 
-def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
+def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Tensor | None = None) -> None:
     layout = job.layout
     if job.quantizer is not None:
         units = job.quantizer(features)
@@ -228,6 +235,12 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor) -> None:
                 record["units"], record["durations"] = deduplicate(units)
             else:
                 record["units"] = units.tolist()
+            if track is not None:
+                record.setdefault("durations", [1] * len(record["units"]))
+                try:
+                    record["f0"] = f0.per_unit(track, record["durations"], job.encoder.geometry.hop)
+                except f0.F0Error as e:
+                    raise _FileFailed(str(e)) from None
             outputs.save_json(layout.units_part(item.key), record)
     if layout.features != "none":
         outputs.save_npy(layout.features_part(item.key), features.numpy().astype(job.save_dtype))

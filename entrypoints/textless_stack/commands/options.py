@@ -14,11 +14,13 @@ def add_input_arguments(p) -> None:
                    help="registry name or checkpoint path (default: the k-means model's, else hubert-base-ls960)")
     p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
     p.add_argument("--layer", type=int, default=None,
-                   help="1-based transformer layer (default: the registry's layer; the top layer for a path)")
+                   help="1-based transformer layer, or CPC LSTM layer (default: the registry's layer; for a path, "
+                        "the top transformer layer, CPC's layer 2)")
 
 
 def add_run_arguments(p) -> None:
-    p.add_argument("--deduplicate", action="store_true", help="collapse repeated units, with durations (in frames of the model's frame_hop)")
+    p.add_argument("--deduplicate", action="store_true",
+                   help="collapse repeated units, with durations (in frames of the model's frame_hop)")
     p.add_argument("--split", default="all", help="name of this split in dump/JSONL file names")
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=precision.DTYPES, default="fp32", help="model compute precision")

@@ -1,0 +1,133 @@
+"""Per-unit F0 (`features --f0`): textlesslib's SpeechEncoder streams, without textlesslib.
+
+The reference is textlesslib's own output: tests/fixtures/f0/golden.json was written by upstream
+textlesslib ba33d669 (tests/fixtures/f0/generate.py; manifest.json names the commit) on the wavs,
+tiny HuBERT and k-means committed beside it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from support import cli
+from textless_stack import f0
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "f0"
+
+
+@pytest.fixture(scope="module")
+def golden() -> dict:
+    return json.loads((FIXTURES / "golden.json").read_text())
+
+
+def wav(name: str) -> np.ndarray:
+    return sf.read(FIXTURES / "wav" / name, dtype="float32")[0]
+
+
+def test_fixtures_name_their_upstream_commit():
+    manifest = json.loads((FIXTURES / "manifest.json").read_text())
+    assert manifest["upstream"] == {"project": "textlesslib", "commit": "ba33d669d8284b4f7bfe81e7384e83ab799fe384"}
+
+
+@pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
+def test_track_equals_textlesslib_get_f0(golden, name):
+    ours = f0.track(wav(name))
+    assert np.array_equal(ours.numpy(), np.asarray(golden[name]["track"], dtype=np.float32))
+    assert (ours > 0).any() or name == "steady.wav"
+
+
+@pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
+def test_alignment_at_25hz_equals_textlesslib(golden, name):
+    import torch
+
+    track = torch.tensor(golden[name]["track"]).float()
+    ours = f0.per_unit(track, golden[name]["durations_25hz"], hop=640)
+    assert np.array_equal(np.float32(ours), np.float32(golden[name]["f0_25hz"]))
+
+
+def test_a_track_that_does_not_cover_the_units_is_refused():
+    import torch
+
+    with pytest.raises(f0.F0Error, match="F0 track of 59 values does not cover 20 frames"):
+        f0.per_unit(torch.ones(59), [10, 10], hop=320)  # 80 values expected, 20 either side tolerated
+    assert f0.per_unit(torch.tensor([1.0] * 40 + [2.0] * 40 + [9.0] * 20), [10, 10], hop=320) == [1.0, 2.0]  # cut
+    # 20 short: padded with the last value; unvoiced (0) values never count
+    assert f0.per_unit(torch.tensor([0.0] * 40 + [2.0, 4.0] * 10), [10, 10], hop=320) == [0.0, 3.5]
+
+
+def streams(out: Path) -> dict:
+    return {json.loads(x)["path"]: json.loads(x) for x in (out / "all_0_1.units.jsonl").read_text().splitlines()}
+
+
+@pytest.mark.parametrize("dedup", [True, False], ids=["deduplicated", "every-frame"])
+def test_features_f0_equals_textlesslib_speech_encoder(tmp_path, golden, dedup):
+    out = tmp_path / "out"
+    r = cli("features", FIXTURES / "wav", "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+            "--units", FIXTURES / "km.bin", "--features", "none", "--f0", "--no-progress",
+            *(["--deduplicate"] if dedup else []))
+    assert r.returncode == 0, r.stderr
+    got = streams(out)
+    for name, entry in golden.items():
+        expected = entry["dedup" if dedup else "plain"]
+        assert got[name]["units"] == expected["units"], name
+        assert got[name]["durations"] == expected["durations"], name
+        assert np.array_equal(np.float32(got[name]["f0"]), np.float32(expected["f0"])), name
+    assert json.loads((out / ".parts" / "job.json").read_text())["f0"] is True
+    again = cli("features", FIXTURES / "wav", "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+                "--units", FIXTURES / "km.bin", "--features", "none", "--no-progress",
+                *(["--deduplicate"] if dedup else []))
+    assert again.returncode == 1 and "(f0 differ)" in again.stderr
+
+
+def test_f0_needs_units_and_a_failing_file_fails_alone(tmp_path):
+    r = cli("features", FIXTURES / "wav", "-o", tmp_path / "x", "--model", FIXTURES / "tiny_hubert.pt", "--f0")
+    assert r.returncode == 1 and "--f0 gives one F0 value per unit: it needs --units" in r.stderr
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    sf.write(audio / "ok.wav", wav("glide.wav"), 16000)
+    sf.write(audio / "tiny.wav", wav("glide.wav")[:400], 16000)  # 25 ms: one HuBERT frame, too short for YAAPT
+    sf.write(audio / "silence.wav", np.zeros(16000, np.float32), 16000)  # YAAPT fails on digital silence
+    out = tmp_path / "out"
+    r = cli("features", audio, "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+            "--units", FIXTURES / "km.bin", "--f0", "--no-progress")
+    errors = {json.loads(x)["path"]: json.loads(x)["error"] for x in (out / "all_0_1.errors.jsonl").read_text().splitlines()}
+    assert r.returncode == 2 and sorted(errors) == ["silence.wav", "tiny.wav"]
+    assert all(e.startswith("F0 (YAAPT) failed: ") for e in errors.values())
+    assert list(streams(out)) == ["ok.wav"]
+
+
+def test_textlesslib_transcription_files_per_shard_and_merged(tmp_path, golden):
+    out = tmp_path / "out"
+    for shard in ("0", "1"):
+        r = cli("features", FIXTURES / "wav", "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+                "--units", FIXTURES / "km.bin", "--features", "none", "--f0", "--deduplicate", "--format",
+                "textlesslib", "--separator", ",", "--preserve-name", "--shard-index", shard, "--num-shards", "2",
+                "--no-progress")
+        assert r.returncode == 0, r.stderr
+    assert (out / "all_0_2.units").read_text().startswith("glide\t")  # shards in manifest order: glide, steady
+    assert cli("merge", out).returncode == 0
+    expected = {"units": [], "durations": [], "f0s": []}
+    for name in ("glide.wav", "steady.wav"):  # textlesslib's transcribe: str(int(x)) per value
+        streams_of = golden[name]["dedup"]
+        for stream, field in (("units", "units"), ("durations", "durations"), ("f0s", "f0")):
+            expected[stream].append(name[:-4] + "\t" + ",".join(str(int(x)) for x in streams_of[field]))
+    for stream, lines in expected.items():
+        assert (out / f"all_0_1.{stream}").read_text().splitlines() == lines, stream
+    assert any("." in str(x) for x in golden["glide.wav"]["dedup"]["f0"])  # so truncation was exercised
+
+
+def test_units_only_transcription_has_no_durations_or_f0_file(tmp_path):
+    out = tmp_path / "out"
+    r = cli("features", FIXTURES / "wav", "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+            "--units", FIXTURES / "km.bin", "--features", "none", "--format", "textlesslib", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    units = [json.loads(x)["units"] for x in (out / "all_0_1.units.jsonl").read_text().splitlines()]
+    assert (out / "all_0_1.units").read_text().splitlines() == [" ".join(map(str, u)) for u in units]
+    assert not (out / "all_0_1.durations").exists() and not (out / "all_0_1.f0s").exists()
+    r = cli("features", FIXTURES / "wav", "-o", tmp_path / "x", "--model", FIXTURES / "tiny_hubert.pt",
+            "--format", "textlesslib")
+    assert r.returncode == 1 and "--format textlesslib writes unit streams: it needs --units" in r.stderr
