@@ -84,6 +84,86 @@ class ResynthSpec(FeaturesSpec):
     denoiser_strength: float = 0.1
 
 
+@dataclass(frozen=True)
+class ContinueSpec:
+    """Speech continuation with a GSLM unit LM (continuation.py): audio or unit prompts -> units (-> speech)."""
+    lm: Path                            # directory: checkpoint_best.pt + dict.txt
+    output: Path
+    inputs: tuple[str, ...] = ()        # audio prompts: directories, globs, manifests
+    prompts: Path | None = None         # or unit prompts: one line of unit numbers per prompt
+    units: str | None = None            # audio prompts: the LM's k-means (registry name or file)
+    model: str | None = None            # audio prompts: its dense model (default: the k-means model's)
+    layer: int | None = None
+    prompt_seconds: float | None = None
+    vocoder: str | None = None          # speak the sequences (registry vocoder set or .json); else units only
+    speaker: str | None = None
+    style: str | None = None
+    temperature: float = 0.7
+    seed: int = 0
+    max_len_a: float = 0.0
+    max_len_b: int = 1000
+    samples_per_prompt: int = 1
+    batch_size: int = 16
+    device: str = "auto"
+
+    def __post_init__(self):
+        if bool(self.inputs) == (self.prompts is not None):
+            raise UserError("give audio prompts (INPUT...) or unit prompts (--prompts FILE), not both or neither")
+        if self.inputs and not self.units:
+            raise UserError("audio prompts need --units: the k-means the LM was trained on")
+        if self.samples_per_prompt < 1 or self.batch_size < 1:
+            raise UserError("--samples-per-prompt and --batch-size are at least 1")
+
+    @classmethod
+    def from_namespace(cls, ns) -> "ContinueSpec":
+        values = {f.name: getattr(ns, f.name) for f in dataclasses.fields(cls) if hasattr(ns, f.name)}
+        values["inputs"] = tuple(values.get("inputs") or ())
+        return cls(**values)
+
+
+def continue_speech(spec: ContinueSpec):
+    """Prompts -> the LM's samples (-> speech); see continuation.py for the outputs."""
+    from . import continuation
+    from .ulm import Sampling, UlmError, UnitLM
+
+    device = _device(spec.device)
+    lm = UnitLM(spec.lm, device)
+    sampling = Sampling(spec.temperature, spec.max_len_a, spec.max_len_b, spec.seed, spec.batch_size)
+    failures: list[tuple[str, str]] = []
+    files = {}
+    hop = None
+    if spec.prompts is not None:
+        prompts = continuation.unit_prompts(spec.prompts, lm.units)
+    else:
+        prep = prepare(FeaturesSpec(inputs=spec.inputs, output=spec.output, model=spec.model, layer=spec.layer,
+                                    device=spec.device, shard_index=0, num_shards=1), spec.units)
+        if prep.quantizer.size != lm.units:
+            raise UlmError(f"--units {spec.units} gives {prep.quantizer.size} units, but the LM in {spec.lm} was "
+                           f"trained on {lm.units}: they do not belong together")
+        files.update(model_sha256=prep.model_sha256, units_sha256=prep.units_sha256)
+        hop = prep.encoder.geometry.hop
+        prompts = continuation.audio_prompts(prep.items, prep.encoder, prep.quantizer, spec.prompt_seconds, failures)
+    speak, rate = None, 0
+    if spec.vocoder:
+        from .vocoders import Vocoder, VocoderFiles
+
+        vocoder = Vocoder(VocoderFiles.resolve(spec.vocoder), device)
+        vocoder.check_units(lm.units, hop, spec.vocoder, f"the LM in {spec.lm}")
+        if vocoder.kind == "hifigan" and not vocoder.predicts_durations:
+            raise UlmError(f"--vocoder {spec.vocoder}: this CodeHiFiGAN speaks every unit for one frame, but the LM's "
+                           "units are deduplicated: use one with a duration predictor, or a Tacotron")
+        speaker, style = vocoder.index("speaker", spec.speaker), vocoder.index("style", spec.style)
+        speak, rate = (lambda key, seq: vocoder.synthesize(seq, key, spec.seed, speaker, style,
+                                                          deduplicated=vocoder.predicts_durations)), vocoder.sample_rate
+        files["vocoder"] = vocoder.digests
+    log.info("sampling %d prompts x %d with seed %d, temperature %g", len(prompts), spec.samples_per_prompt,
+             spec.seed, spec.temperature)
+    sequences = lm.sample(continuation.repeat(prompts, spec.samples_per_prompt), sampling) if prompts else []
+    return continuation.write(spec.output, prompts, sequences, spec.samples_per_prompt,
+                              continuation.record_of(lm, sampling, spec.samples_per_prompt, **files), failures,
+                              speak, rate)
+
+
 @dataclass
 class Prepared:
     """What `features` and `resynth` share: the items of this shard, the encoder, the quantizer."""

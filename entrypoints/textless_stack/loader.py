@@ -50,13 +50,16 @@ _BATCHNORM_POS_CONV = re.compile(r"^encoder\.pos_conv\.\d+\.running_mean$")
 
 
 def load_model(source: str | Path | Verified, device: str | torch.device = "cpu",
-               user_dir: str | Path | None = None, state: dict | None = None) -> Loaded:
+               user_dir: str | Path | None = None, state: dict | None = None,
+               task_data: str | Path | None = None) -> Loaded:
     """Read, verify, upgrade and strictly load one fairseq checkpoint; model in eval mode.
 
     source: a path, or a file `integrity` already verified (then it is not hashed again).
     user_dir: the fairseq plugin (--user-dir) a checkpoint's model or task was registered by.
     Imported only when given: a checkpoint never decides which code runs.
-    state: the file's contents when the caller has already unpickled them (see `unpickle`)."""
+    state: the file's contents when the caller has already unpickled them (see `unpickle`).
+    task_data: the task's data directory, for tasks that read their dictionary there (language_modeling:
+    dict.txt), instead of the training machine's path saved in the checkpoint."""
     verified = source if isinstance(source, Verified) else _verify(Path(source))
     path = verified.path
     state = read_checkpoint(path) if state is None else _fairseq_state(state, path)
@@ -65,6 +68,11 @@ def load_model(source: str | Path | Verified, device: str | torch.device = "cpu"
     upgrades: list[str] = []
     with _stage(path, "upgrading its config"):
         cfg = _config(state, path, upgrades)
+        if task_data is not None:
+            from omegaconf import open_dict
+
+            with open_dict(cfg):
+                cfg.task.data = str(task_data)
     with _stage(path, "building its task and model"):
         task, model = _build(cfg, state, path)
     with _stage(path, "upgrading its weights"):

@@ -142,9 +142,10 @@ class Vocoder:
     def predicts_durations(self) -> bool:
         return self.kind == "hifigan" and self.model.model.dur_predictor is not None
 
-    def check_units(self, k: int, hop: int, name: str, units: str) -> None:
+    def check_units(self, k: int, hop: int | None, name: str, units: str) -> None:
         """Refuse units this vocoder was not trained on: more unit ids than it knows, or (CodeHiFiGAN, which
-        renders each unit as a fixed number of samples) another frame rate, e.g. 50 Hz units into a 25 Hz vocoder."""
+        renders each unit as a fixed number of samples) another frame rate, e.g. 50 Hz units into a 25 Hz vocoder.
+        hop: samples per unit at 16 kHz, where known."""
         if self.kind == "tacotron":
             known = len(self.files.codes.path.read_text().split())
         else:
@@ -152,7 +153,7 @@ class Vocoder:
         if k > known:
             raise VocoderError(f"--vocoder {name} knows {known} units, but {units} gives {k}: it was trained on "
                                "other units")
-        if self.kind == "hifigan":
+        if self.kind == "hifigan" and hop is not None:
             per_unit = math.prod(self.model.cfg["upsample_rates"])
             if per_unit * 16000 != hop * self.sample_rate:
                 raise VocoderError(

@@ -1,0 +1,93 @@
+"""GSLM unit language models: a fairseq `transformer_lm` over units, loaded strictly, sampled with fairseq's
+own generator, as textlesslib's UnitLanguageModelSampler does (examples/gslm/sampler.py at ba33d669).
+
+A ULM is a directory: checkpoint_best.pt + dict.txt (the unit vocabulary, one "unit count" line each).
+Sampling goes through fairseq's GeneratorHubInterface.generate (the SequenceGenerator with sampling,
+beam 1), which batches the prompts; the hypothesis starts with the prompt (GSLM speaks it too).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class UlmError(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """fairseq's generation options, GSLM's defaults (examples/gslm/sample.py)."""
+    temperature: float = 0.7
+    max_len_a: float = 0.0
+    max_len_b: int = 1000
+    seed: int = 0
+    batch_size: int = 16
+
+
+class UnitLM:
+    def __init__(self, directory: Path, device: torch.device):
+        from fairseq.data import Dictionary
+        from fairseq.hub_utils import GeneratorHubInterface
+
+        from .loader import load_model, unpickle
+
+        directory = Path(directory)
+        checkpoint, vocabulary = directory / "checkpoint_best.pt", directory / "dict.txt"
+        for needed in (checkpoint, vocabulary):
+            if not needed.is_file():
+                raise UlmError(f"{needed}: no such file (a unit LM directory holds checkpoint_best.pt and dict.txt)")
+        state = unpickle(checkpoint)
+        embeddings = state.get("model", {}).get("decoder.embed_tokens.weight") if isinstance(state, dict) else None
+        if embeddings is None:
+            raise UlmError(f"{checkpoint}: no decoder.embed_tokens.weight in it: not a unit language model "
+                           "(fairseq transformer_lm)")
+        try:
+            symbols = len(Dictionary.load(str(vocabulary)))
+        except Exception as e:
+            raise UlmError(f"{vocabulary}: not a fairseq dictionary: {e}") from None
+        if symbols != embeddings.shape[0]:  # before building a model of the wrong size
+            raise UlmError(f"{vocabulary}: {symbols} symbols, but {checkpoint.name} was trained with "
+                           f"{embeddings.shape[0]}: not this model's dictionary")
+        loaded = load_model(checkpoint, task_data=directory, state=state)
+        if loaded.cfg.task.get("_name") != "language_modeling":
+            raise UlmError(f"{checkpoint}: a {loaded.cfg.task.get('_name')!r} checkpoint, not a unit language model "
+                           "(fairseq --task language_modeling)")
+        self.dictionary = loaded.task.source_dictionary
+        # fairseq pads a dictionary to a multiple of 8 with madeupwordNNNN symbols
+        symbols = [self.dictionary[i] for i in range(self.dictionary.nspecial, len(self.dictionary))
+                   if not self.dictionary[i].startswith("madeupword")]
+        if not all(s.isdigit() for s in symbols):
+            bad = next(s for s in symbols if not s.isdigit())
+            raise UlmError(f"{vocabulary}: symbol {bad!r} is not a unit number: not a unit LM's dictionary")
+        self.units = max(map(int, symbols)) + 1 if symbols else 0  # the k-means size it expects
+        self.sha256 = loaded.sha256
+        self.hub = GeneratorHubInterface(loaded.cfg, loaded.task, [loaded.model.to(device)]).eval()
+
+    def encode(self, units: list[int]) -> torch.Tensor:
+        return self.dictionary.encode_line(" ".join(map(str, units)), add_if_not_exist=False,
+                                           append_eos=True).long()
+
+    def sample(self, prompts: list[list[int]], sampling: Sampling) -> list[list[int]]:
+        """Each prompt followed by its continuation, as unit numbers (the final eos dropped)."""
+        from fairseq import utils
+
+        utils.set_torch_seed(sampling.seed)
+        tokens = [self.encode(p) for p in prompts]
+        self.hub.cfg.dataset.batch_size = sampling.batch_size
+        with torch.inference_mode():
+            hypos = self.hub.generate(tokens, beam=1, sampling=True, temperature=sampling.temperature,
+                                      max_len_a=sampling.max_len_a, max_len_b=sampling.max_len_b, prefix_size=-1)
+        return [self.decode(h[0]["tokens"]) for h in hypos]
+
+    def decode(self, tokens: torch.Tensor) -> list[int]:
+        special = self.dictionary.nspecial
+        return [int(self.dictionary[t]) for t in tokens.tolist() if t >= special and self.dictionary[t].isdigit()]
