@@ -7,8 +7,10 @@ features after the first `layer` of them (2 for cpc-big-ll6k), so the deeper lay
 unused by design. They are named in the log; any other missing, extra or misshapen key is an error.
 
 Features are then textlesslib's own `CpcFeatureReader.get_features`: one file per pass, in its
-64000-sample chunks. Batching is not exact (the convolutions pad, and the LSTM would need packed
-sequences), so this encoder never batches; the pipeline still groups files for decoding.
+64000-sample chunks, except the last pass, which upstream runs over the whole file and keeps the tail
+of (its slice `x[:, -max_chunk:]` cuts the channel axis). Where that would repeat a whole file's
+features (a tail shorter than a frame) the file fails, named. Batching is not exact (the convolutions
+pad, and the LSTM would need packed sequences), so this encoder never batches.
 """
 
 from __future__ import annotations
@@ -58,8 +60,6 @@ class CpcGeometry:
 class CpcEncoder:
     """The DenseEncoder interface over textlesslib's CpcFeatureReader (fp32, one file per forward)."""
 
-    normalize = False
-
     def __init__(self, model: torch.nn.Module, layer: int, device: torch.device, dtype: str,
                  max_chunk: int = MAX_CHUNK):
         if dtype != "fp32":
@@ -76,7 +76,18 @@ class CpcEncoder:
 
     @torch.inference_mode()
     def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
-        return [self.reader.get_features(c.to(self.device)).float().cpu() for c in chunks]
+        out = []
+        for c in chunks:
+            features = self.reader.get_features(c.to(self.device)).float().cpu()
+            if features.shape[0] > self.geometry.frames(c.numel()):
+                # upstream's tail slice x[:, -max_chunk:] takes the whole file; with a tail under one frame it
+                # appends the whole file's features again: refused, not written wrong
+                raise RuntimeError(f"textlesslib's CPC reader repeats the features of a file whose last chunk is "
+                                   f"shorter than a frame ({c.numel()} samples = {c.numel() // self.max_chunk} "
+                                   f"chunks of {self.max_chunk} + {c.numel() % self.max_chunk}): rerun it with a "
+                                   "--max-chunk longer than the file")
+            out.append(features)
+        return out
 
 
 def build(state: dict, path: Path, layer: int | None) -> tuple[torch.nn.Module, int]:

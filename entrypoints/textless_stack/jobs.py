@@ -1,7 +1,7 @@
-"""Where a job is specified: typed specs for `features` and `resynth`, and the functions that run them.
+"""Where a job is specified: typed specs for `features`, `resynth` and `continue`, and the functions that run them.
 
-The command line ends at the door: commands build a spec from argparse and call `features(spec)` or
-`resynth(spec)`; the demo, the tests and Python users build specs directly.
+The command line ends at the door: commands build a spec from argparse and call `features(spec)`,
+`resynth(spec)` or `continue_speech(spec)`; the demo, the tests and Python users build specs directly.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audio, inputs, outputs, pipeline, precision, registry, store
+from . import audio, inputs, integrity, outputs, pipeline, precision, registry, store
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -87,11 +87,11 @@ class ResynthSpec(FeaturesSpec):
 @dataclass(frozen=True)
 class ContinueSpec:
     """Speech continuation with a GSLM unit LM (continuation.py): audio or unit prompts -> units (-> speech)."""
-    lm: Path                            # directory: checkpoint_best.pt + dict.txt
+    lm: str                             # registry unit LM (…-ulm), or a directory: checkpoint_best.pt + dict.txt
     output: Path
     inputs: tuple[str, ...] = ()        # audio prompts: directories, globs, manifests
     prompts: Path | None = None         # or unit prompts: one line of unit numbers per prompt
-    units: str | None = None            # audio prompts: the LM's k-means (registry name or file)
+    units: str | None = None            # audio prompts: the LM's k-means (default: a registry LM's own)
     model: str | None = None            # audio prompts: its dense model (default: the k-means model's)
     layer: int | None = None
     prompt_seconds: float | None = None
@@ -109,10 +109,12 @@ class ContinueSpec:
     def __post_init__(self):
         if bool(self.inputs) == (self.prompts is not None):
             raise UserError("give audio prompts (INPUT...) or unit prompts (--prompts FILE), not both or neither")
-        if self.inputs and not self.units:
-            raise UserError("audio prompts need --units: the k-means the LM was trained on")
-        if self.samples_per_prompt < 1 or self.batch_size < 1:
-            raise UserError("--samples-per-prompt and --batch-size are at least 1")
+        if self.samples_per_prompt < 1 or self.batch_size < 1 or self.max_len_b < 1:
+            raise UserError("--samples-per-prompt, --batch-size and --max-len-b are at least 1")
+        if not self.temperature > 0:
+            raise UserError(f"--temperature {self.temperature}: sampling needs a temperature above 0")
+        if self.prompt_seconds is not None and not self.prompt_seconds > 0:
+            raise UserError(f"--prompt-seconds {self.prompt_seconds}: a prompt needs a positive length")
 
     @classmethod
     def from_namespace(cls, ns) -> "ContinueSpec":
@@ -122,46 +124,80 @@ class ContinueSpec:
 
 
 def continue_speech(spec: ContinueSpec):
-    """Prompts -> the LM's samples (-> speech); see continuation.py for the outputs."""
+    """Prompts -> the LM's samples (-> speech); commands/continue_cmd.py lists the outputs."""
     from . import continuation
     from .ulm import Sampling, UlmError, UnitLM
 
+    outputs.check_writable(spec.output)  # before minutes of loading and sampling
+    directory, own_kmeans = _lm_directory(spec)
+    units = spec.units or own_kmeans
+    if spec.inputs and not units:
+        raise UserError(f"audio prompts need --units: the k-means the LM in {spec.lm} was trained on")
     device = _device(spec.device)
-    lm = UnitLM(spec.lm, device)
+    lm = UnitLM(directory, device)
     sampling = Sampling(spec.temperature, spec.max_len_a, spec.max_len_b, spec.seed, spec.batch_size)
     failures: list[tuple[str, str]] = []
-    files = {}
+    record = {"lm": spec.lm, "lm_sha256": lm.sha256, "sampling": dataclasses.asdict(sampling),
+              "samples_per_prompt": spec.samples_per_prompt}
     hop = None
     if spec.prompts is not None:
-        prompts = continuation.unit_prompts(spec.prompts, lm.units)
+        prompts = continuation.unit_prompts(spec.prompts, lm.known)
+        record["prompts_sha256"] = integrity.sha256_file(spec.prompts)
     else:
         prep = prepare(FeaturesSpec(inputs=spec.inputs, output=spec.output, model=spec.model, layer=spec.layer,
-                                    device=spec.device, shard_index=0, num_shards=1), spec.units)
+                                    device=spec.device, shard_index=0, num_shards=1), units)
         if prep.quantizer.size != lm.units:
-            raise UlmError(f"--units {spec.units} gives {prep.quantizer.size} units, but the LM in {spec.lm} was "
+            raise UlmError(f"--units {units} gives {prep.quantizer.size} units, but the LM in {spec.lm} was "
                            f"trained on {lm.units}: they do not belong together")
-        files.update(model_sha256=prep.model_sha256, units_sha256=prep.units_sha256)
+        record.update(model_sha256=prep.model_sha256, layer=prep.layer, units_sha256=prep.units_sha256,
+                      prompt_seconds=spec.prompt_seconds)
         hop = prep.encoder.geometry.hop
         prompts = continuation.audio_prompts(prep.items, prep.encoder, prep.quantizer, spec.prompt_seconds, failures)
-    speak, rate = None, 0
+    vocoder = None
     if spec.vocoder:
         from .vocoders import Vocoder, VocoderFiles
 
-        vocoder = Vocoder(VocoderFiles.resolve(spec.vocoder), device)
+        with contextlib.redirect_stdout(sys.stderr):  # textlesslib prints progress messages
+            vocoder = Vocoder(VocoderFiles.resolve(spec.vocoder), device)
         vocoder.check_units(lm.units, hop, spec.vocoder, f"the LM in {spec.lm}")
         if vocoder.kind == "hifigan" and not vocoder.predicts_durations:
             raise UlmError(f"--vocoder {spec.vocoder}: this CodeHiFiGAN speaks every unit for one frame, but the LM's "
                            "units are deduplicated: use one with a duration predictor, or a Tacotron")
         speaker, style = vocoder.index("speaker", spec.speaker), vocoder.index("style", spec.style)
-        speak, rate = (lambda key, seq: vocoder.synthesize(seq, key, spec.seed, speaker, style,
-                                                          deduplicated=vocoder.predicts_durations)), vocoder.sample_rate
-        files["vocoder"] = vocoder.digests
+        record["vocoder"] = {"files": vocoder.digests, "speaker": speaker, "style": style}
+    prompts = continuation.within_limits(prompts, lm.max_positions, spec.max_len_a, spec.max_len_b, failures)
     log.info("sampling %d prompts x %d with seed %d, temperature %g", len(prompts), spec.samples_per_prompt,
              spec.seed, spec.temperature)
     sequences = lm.sample(continuation.repeat(prompts, spec.samples_per_prompt), sampling) if prompts else []
-    return continuation.write(spec.output, prompts, sequences, spec.samples_per_prompt,
-                              continuation.record_of(lm, sampling, spec.samples_per_prompt, **files), failures,
-                              speak, rate)
+    named = continuation.write_units(spec.output, prompts, sequences, spec.samples_per_prompt, record)
+    if vocoder is not None:
+        continuation.speak(spec.output, named, lambda name, seq: vocoder.synthesize(
+            seq, name, spec.seed, speaker, style, deduplicated=vocoder.predicts_durations), vocoder.sample_rate,
+            failures)
+    continuation.write_errors(spec.output, failures)
+    return continuation.Result(len(prompts), len(sequences), failures)
+
+
+def _lm_directory(spec: ContinueSpec) -> tuple[Path, str | None]:
+    """The LM's directory and, for a registry LM, the k-means it models; registry mismatches refused by name."""
+    from .ulm import UlmError
+
+    entry = registry.MODELS.get(spec.lm)
+    if entry is None:
+        return Path(spec.lm), None
+    if entry.kind != "ulm":
+        raise UlmError(f"--lm {spec.lm} is a {entry.kind}, not a unit LM (`textless-stack models list` shows them)")
+    for option, value, trained in (("--units", spec.units, spec.units),
+                                   ("--vocoder", spec.vocoder, spec.vocoder and registry.vocoder_kmeans(spec.vocoder))):
+        if value in registry.MODELS and trained != entry.kmeans:
+            raise UlmError(f"{option} {value} is for units of {trained}, but {spec.lm} models units of "
+                           f"{entry.kmeans}: they do not belong together")
+    root, _ = store.unpacked(spec.lm)
+    found = sorted(p.parent for p in root.rglob("checkpoint_best.pt") if (p.parent / "dict.txt").is_file())
+    if len(found) != 1:
+        raise UlmError(f"{root}: expected one directory with checkpoint_best.pt and dict.txt in {spec.lm}'s "
+                       f"archive, found {len(found)}")
+    return found[0], entry.kmeans
 
 
 @dataclass

@@ -255,8 +255,9 @@ def _dataclass_for(section: str, name: str | None):
     from fairseq.models import MODEL_DATACLASS_REGISTRY
     from fairseq.tasks import TASK_DATACLASS_REGISTRY
 
-    table = MODEL_DATACLASS_REGISTRY if section == "model" else TASK_DATACLASS_REGISTRY
-    return table.get(name)
+    if section == "model":  # a model's config may be named by one of its architectures (transformer_lm_big)
+        return MODEL_DATACLASS_REGISTRY.get(name) or MODEL_DATACLASS_REGISTRY.get(_model_of_arch(name))
+    return TASK_DATACLASS_REGISTRY.get(name)
 
 
 def _unknown_type(section: str, name, path: Path) -> CheckpointError:
@@ -292,7 +293,7 @@ def _normalise_section(section_cfg: dict, section: str, path: Path, upgrades: li
 
 def _normalise_namespace(args, upgrades: list[str]) -> None:
     for section, name in (("model", getattr(args, "arch", None)), ("task", getattr(args, "task", None))):
-        dc = _dataclass_for(section, name) or (_dataclass_for("model", _model_of_arch(name)) if section == "model" else None)
+        dc = _dataclass_for(section, name)
         if dc is None:
             continue
         hints = typing.get_type_hints(dc)

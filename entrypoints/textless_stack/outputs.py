@@ -238,13 +238,16 @@ class Layout:
         previous = JobRecord.read(self.out)
         if previous is None:
             save_json(self.out / PARTS / "job.json", asdict(record))
-        elif previous.frame_hop is None and replace(previous, frame_hop=record.frame_hop) == record:
-            # a record from before frame_hop: the model's digest already fixes it; say it from now on
-            save_json(self.out / PARTS / "job.json", asdict(record))
-        elif previous != record:
-            changed = _differences(asdict(previous), asdict(record))
+            return
+        # Not part of the identity: the transcription files are derived from the units JSONL at assembly, and
+        # a record from before frame_hop gets it from the model's digest, which it already fixes.
+        comparable = replace(previous, streams=record.streams, frame_hop=previous.frame_hop or record.frame_hop)
+        if comparable != record:
+            changed = _differences(asdict(comparable), asdict(record))
             raise OutputError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "
                               "use a new --output directory, or delete this one to start over")
+        if previous != record:  # say it from now on
+            save_json(self.out / PARTS / "job.json", asdict(record))
 
     def write_streams(self) -> list[Path]:
         if not self.streams:

@@ -215,6 +215,9 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
         summary.audio_seconds += wav.numel() / audio.SAMPLE_RATE
 
 
+_COMPUTED = ("units", "durations", "f0")
+
+
 class _FileFailed(Exception):
     pass
 
@@ -230,13 +233,15 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Ten
                 raise _FileFailed(f"vocoder failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
             outputs.save_wav(layout.wav_part(item.key), waveform, job.sample_rate)
         if layout.units:
-            record = {"path": item.key, **item.extra}
+            # fields a manifest carries along, except the ones computed here
+            record = {"path": item.key, **{k: v for k, v in item.extra.items() if k not in _COMPUTED}}
             if job.deduplicate:
                 record["units"], record["durations"] = deduplicate(units)
             else:
                 record["units"] = units.tolist()
             if track is not None:
-                record.setdefault("durations", [1] * len(record["units"]))
+                if not job.deduplicate:
+                    record["durations"] = [1] * len(record["units"])
                 try:
                     record["f0"] = f0.per_unit(track, record["durations"], job.encoder.geometry.hop)
                 except f0.F0Error as e:

@@ -2,7 +2,9 @@
 
 Names, files and sha256 values are textlesslib's (ba33d669, textless/checkpoint_manager);
 dense layers and hop sizes are textlesslib's DENSE_MODELS. A file whose name is in this
-table is verified against its sha256 before any byte of it is unpickled.
+table is verified against its sha256 before any byte of it is unpickled. GSLM's unit LMs
+(fairseq examples/textless_nlp/gslm/ulm) come without a published sha256: their digest is
+recorded at the first download and every later use is verified against that record (store.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ class Model:
     layer: Optional[int] = None    # dense: the layer textlesslib reads features from
     hop: int = 320                 # dense: samples per frame at 16 kHz
     dense: Optional[str] = None    # kmeans: the dense model (and layer) it was trained on
-    family: str = "fairseq"        # dense: "fairseq" (HuBERT / wav2vec 2.0) | "cpc" (textlesslib's CPC reader)
+    kmeans: Optional[str] = None   # ulm: the k-means whose units it models
+    unsupported: str = ""          # why this image cannot use it yet
 
 
 def _m(name, path, fname, sha256, kind, **kw) -> Model:
@@ -48,8 +51,7 @@ MODELS = {
            "edf0f5be2581a568a236aeb2781a5607c5af25806e12f40f7f2391e861fe3cf0", "dense", layer=11, hop=640),
         # GSLM's CPC (textlesslib's CpcFeatureReader: 10 ms frames, features of the first `layer` LSTM layers)
         _m("cpc-big-ll6k", "textless_nlp/gslm/cpc/cpc_big_ll6kh_top_ctc.pt", "cpc_big_ll6kh_top_ctc.pt",
-           "73155dad5d7c986fe7b7f548050060a8e9cc9a0ffd111a22932f38c3e617c5b8", "dense", layer=2, hop=160,
-           family="cpc"),
+           "73155dad5d7c986fe7b7f548050060a8e9cc9a0ffd111a22932f38c3e617c5b8", "dense", layer=2, hop=160),
         # k-means quantizers (joblib-pickled sklearn models)
         _m("hubert-base-ls960-kmeans-50", "textless_nlp/gslm/hubert/km50/km.bin", "hubert_base_ls960_km50.pt",
            "d01a7d5bc2c54b7b5f25f321ba525b4d230b06e3927f90bad0394198bc89f494", "kmeans", dense="hubert-base-ls960"),
@@ -215,6 +217,22 @@ MODELS = {
            "f383c7fd785502fc6a6bffd604fc14cb35d6155cdde30c53faaaeafa8a904dab", "waveglow"),
     ]
 }
+
+# GSLM's unit LMs (transformer_lm_big, fairseq --task language_modeling): a .tgz each, no published sha256.
+_ULM_BASE = "textless_nlp/gslm/"
+_NO_DENSE = ("its dense model, k-means and vocoder are not in textlesslib's registry, so its units cannot be "
+             "made or spoken here")
+for _kind, _prefix, _file, _kmeans in (
+        ("hubert", "hubert", "hubert{k}_lm.tgz", "hubert-base-ls960-kmeans-{k}"),
+        ("cpc", "cpc", "cpc{k}_lm.tgz", "cpc-big-ll6k-kmeans-{k}"),
+        ("logmel", "logmel", "logmel{k}_lm.tgz", None),
+        ("w2v2", "w2v2", "w2v2_{k}_lm.tgz", None)):
+    for _k in (50, 100, 200):
+        _fname = _file.format(k=_k)
+        _name = (_kmeans.format(k=_k) if _kmeans else f"gslm-{_kind}-{_k}") + "-ulm"
+        MODELS[_name] = Model(name=_name, url=f"{_BASE}{_ULM_BASE}{_prefix}/lm_km{_k}/{_fname}", fname=_fname,
+                              sha256="", kind="ulm", kmeans=_kmeans.format(k=_k) if _kmeans else None,
+                              unsupported="" if _kmeans else _NO_DENSE)
 
 # Upstream file names are not unique across names (layer-9 aliases one file), but each maps to one hash.
 _BY_FNAME: dict[str, Model] = {}

@@ -1,7 +1,7 @@
 """textlesslib's transcription files, for its users' downstream scripts: `features --format textlesslib`.
 
 textlesslib's tools/distributed_transcribe (ba33d669) writes one line per file, in manifest order, to
-`<out>.units`, `<out>.durations` and `<out>.f0s`: the values as integers (`str(int(x))`: F0 truncated to
+`<out>.units`, `<out>.durations` and `<out>.f0s` (with one worker: several interleave by rank) as integers (`str(int(x))`: F0 truncated to
 whole Hz), joined by `--separator`, and with `--preserve_name` prefixed by the file's name without its
 directory or extension and a tab. Here they are derived from the units JSONL of a shard (or of the
 merged outputs), next to it: `{split}_{rank}_{nshard}.units`, `.durations` (when the records have
@@ -23,7 +23,7 @@ def write(units_jsonl: Path, separator: str = " ", preserve_name: bool = False) 
     base = units_jsonl.name[: -len(".units.jsonl")]
     written = []
     for field, suffix in STREAMS:
-        if records and field not in records[0]:
+        if field != "units" and not (records and field in records[0]):
             continue
         path = units_jsonl.with_name(f"{base}.{suffix}")
         with atomic(path, "w") as f:

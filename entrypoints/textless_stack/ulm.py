@@ -25,7 +25,9 @@ class UlmError(UserError):
 
 @dataclass(frozen=True)
 class Sampling:
-    """fairseq's generation options, GSLM's defaults (examples/gslm/sample.py)."""
+    """fairseq's generation options, with GSLM's defaults (examples/gslm/sample.py); GSLM samples one prompt at
+    a time, here `batch_size` prompts go together (fairseq sorts each batch by length, so the RNG draws, and the
+    samples, depend on the batch)."""
     temperature: float = 0.7
     max_len_a: float = 0.0
     max_len_b: int = 1000
@@ -68,9 +70,12 @@ class UnitLM:
         if not all(s.isdigit() for s in symbols):
             bad = next(s for s in symbols if not s.isdigit())
             raise UlmError(f"{vocabulary}: symbol {bad!r} is not a unit number: not a unit LM's dictionary")
-        self.units = max(map(int, symbols)) + 1 if symbols else 0  # the k-means size it expects
+        self.known = set(map(int, symbols))
+        self.units = max(self.known) + 1 if symbols else 0  # the k-means size it expects
         self.sha256 = loaded.sha256
-        self.hub = GeneratorHubInterface(loaded.cfg, loaded.task, [loaded.model.to(device)]).eval()
+        # the whole interface moves: generate() puts each batch on the device of its own buffer
+        self.hub = GeneratorHubInterface(loaded.cfg, loaded.task, [loaded.model]).eval().to(device)
+        self.max_positions = loaded.model.max_positions()
 
     def encode(self, units: list[int]) -> torch.Tensor:
         return self.dictionary.encode_line(" ".join(map(str, units)), add_if_not_exist=False,
@@ -82,7 +87,8 @@ class UnitLM:
 
         utils.set_torch_seed(sampling.seed)
         tokens = [self.encode(p) for p in prompts]
-        self.hub.cfg.dataset.batch_size = sampling.batch_size
+        # batch_size alone sizes the batches: the checkpoint's training max_tokens (e.g. 256) would split them
+        self.hub.cfg.dataset.batch_size, self.hub.cfg.dataset.max_tokens = sampling.batch_size, None
         with torch.inference_mode():
             hypos = self.hub.generate(tokens, beam=1, sampling=True, temperature=sampling.temperature,
                                       max_len_a=sampling.max_len_a, max_len_b=sampling.max_len_b, prefix_size=-1)
@@ -90,4 +96,9 @@ class UnitLM:
 
     def decode(self, tokens: torch.Tensor) -> list[int]:
         special = self.dictionary.nspecial
-        return [int(self.dictionary[t]) for t in tokens.tolist() if t >= special and self.dictionary[t].isdigit()]
+        symbols = [self.dictionary[t] for t in tokens.tolist() if t >= special]
+        dropped = sum(not s.isdigit() for s in symbols)
+        if dropped:  # a padding symbol (madeupwordNNNN) sampled: no vocoder can speak it
+            log.warning("%d sampled symbols that are no unit dropped (%s)", dropped,
+                        ", ".join(sorted({s for s in symbols if not s.isdigit()})))
+        return [int(s) for s in symbols if s.isdigit()]

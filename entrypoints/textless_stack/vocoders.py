@@ -142,7 +142,7 @@ class Vocoder:
     def predicts_durations(self) -> bool:
         return self.kind == "hifigan" and self.model.model.dur_predictor is not None
 
-    def check_units(self, k: int, hop: int | None, name: str, units: str) -> None:
+    def check_units(self, k: int, hop: int | None, name: str, source: str) -> None:
         """Refuse units this vocoder was not trained on: more unit ids than it knows, or (CodeHiFiGAN, which
         renders each unit as a fixed number of samples) another frame rate, e.g. 50 Hz units into a 25 Hz vocoder.
         hop: samples per unit at 16 kHz, where known."""
@@ -151,7 +151,7 @@ class Vocoder:
         else:
             known = int(self.model.cfg["num_embeddings"])
         if k > known:
-            raise VocoderError(f"--vocoder {name} knows {known} units, but {units} gives {k}: it was trained on "
+            raise VocoderError(f"--vocoder {name} knows {known} units, but {source} gives {k}: it was trained on "
                                "other units")
         if self.kind == "hifigan" and hop is not None:
             per_unit = math.prod(self.model.cfg["upsample_rates"])

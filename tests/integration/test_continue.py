@@ -1,7 +1,7 @@
 """`textless-stack continue`: GSLM speech continuation with a unit LM, against fairseq's own sampling path.
 
 The LM is trained here, in this environment, with fairseq-train (--task language_modeling --arch
-transformer_lm, tiny dims, a few updates) on a unit corpus the fixture writes, and saved the way fairseq
+transformer_lm_big, GSLM's ULM architecture, at tiny dims, a few updates) on a unit corpus the fixture writes, and saved the way fairseq
 saves it. The reference is fairseq's own loader and generator (hub_utils.from_pretrained, then
 GeneratorHubInterface.generate), as textlesslib's UnitLanguageModelSampler uses them.
 """
@@ -33,15 +33,16 @@ def ulm(tmp_path_factory) -> Path:
     (work / "train.txt").write_text("\n".join(lines[:220]) + "\n")
     (work / "valid.txt").write_text("\n".join(lines[220:]) + "\n")
     bin_dir = Path(sys.executable).parent
-    subprocess.run([bin_dir / "fairseq-preprocess", "--only-source", "--trainpref", work / "train.txt",
-                    "--validpref", work / "valid.txt", "--destdir", work / "data", "--workers", "1"],
-                   check=True, capture_output=True)
-    subprocess.run([bin_dir / "fairseq-train", work / "data", "--task", "language_modeling", "--arch", "transformer_lm",
-                    "--decoder-layers", "1", "--decoder-embed-dim", "16", "--decoder-ffn-embed-dim", "32",
-                    "--decoder-attention-heads", "2", "--share-decoder-input-output-embed", "--sample-break-mode", "eos",
-                    "--tokens-per-sample", "64", "--max-tokens", "512", "--optimizer", "adam", "--lr", "0.005",
-                    "--max-update", "20", "--save-dir", work / "ckpt", "--no-epoch-checkpoints", "--cpu", "--seed", "1"],
-                   check=True, capture_output=True)
+    for command in (
+            ["fairseq-preprocess", "--only-source", "--trainpref", work / "train.txt", "--validpref",
+             work / "valid.txt", "--destdir", work / "data", "--workers", "1"],
+            ["fairseq-train", work / "data", "--task", "language_modeling", "--arch", "transformer_lm_big",
+             "--decoder-layers", "1", "--decoder-embed-dim", "16", "--decoder-ffn-embed-dim", "32",
+             "--decoder-attention-heads", "2", "--share-decoder-input-output-embed", "--sample-break-mode", "eos",
+             "--tokens-per-sample", "64", "--max-tokens", "512", "--optimizer", "adam", "--lr", "0.005",
+             "--max-update", "20", "--save-dir", work / "ckpt", "--no-epoch-checkpoints", "--cpu", "--seed", "1"]):
+        r = subprocess.run([bin_dir / command[0], *command[1:]], capture_output=True, text=True)
+        assert r.returncode == 0, f"{command[0]}: {r.stderr[-3000:]}"
     lm = work / "lm"
     lm.mkdir()
     shutil.copy(work / "ckpt" / "checkpoint_best.pt", lm)
@@ -73,7 +74,7 @@ def fairseq_samples(ulm: Path, prompts: list[list[int]], seed: int, temperature:
     x = hub_utils.from_pretrained(str(ulm), "checkpoint_best.pt", str(ulm), archive_map=None, bpe=None,
                                   load_checkpoint_heads=True, sample_break_mode="eos")
     hub = GeneratorHubInterface(x["args"], x["task"], x["models"]).eval()
-    hub.cfg.dataset.batch_size = batch_size
+    hub.cfg.dataset.batch_size, hub.cfg.dataset.max_tokens = batch_size, None  # the batching ours uses
     utils.set_torch_seed(seed)
     d = x["task"].source_dictionary
     tokens = [d.encode_line(" ".join(map(str, p)), add_if_not_exist=False).long() for p in prompts]
@@ -92,7 +93,7 @@ def test_unit_prompts_equal_fairseqs_own_generator_token_for_token(tmp_path, ulm
     assert [(g["prompt"], g["sample"]) for g in got] == [(f"line {n}", s) for n in (1, 3, 4) for s in (0, 1)]
     assert all(g["prompt_units"] == given[i // 2] and g["units"][:len(given[i // 2])] == given[i // 2]
                for i, g in enumerate(got))  # the prompt is the prefix
-    assert all(len(given[i // 2]) < len(g["units"]) <= 40 for i, g in enumerate(got))
+    assert all(len(g["units"]) <= 40 for g in got) and any(len(g["units"]) > len(g["prompt_units"]) for g in got)
     reference = fairseq_samples(ulm, [p for p in given for _ in range(2)], seed=3, temperature=0.9, max_len_b=40,
                                 batch_size=4)
     assert [g["units"] for g in got] == reference
@@ -141,7 +142,7 @@ def test_mismatches_are_refused_by_name(tmp_path, ulm, prompts, tiny_hubert):
     bad = tmp_path / "bad.txt"
     bad.write_text("1 2 3\n4 99\n")
     r = run(ulm, tmp_path / "o2", "--prompts", bad)
-    assert r.returncode == 1 and f"{bad}:2: unit 99 is outside the LM's 0..{K - 1}" in r.stderr
+    assert r.returncode == 1 and f"{bad}:2: unit 99 is not in the LM's dictionary (units 0..{K - 1})" in r.stderr
     r = run(ulm, tmp_path / "o3", "--prompts", prompts, tmp_path / "audio")
     assert r.returncode == 1 and "not both or neither" in r.stderr
 
@@ -178,3 +179,69 @@ def test_speech_with_a_tacotron_and_a_duration_less_hifigan_refused(tmp_path, ul
     hifigan = tiny_vocoders.make_hifigan(tmp_path / "hifi", n_units=K)
     r = run(ulm, tmp_path / "o2", "--prompts", prompts, "--vocoder", hifigan)
     assert r.returncode == 1 and "units are deduplicated" in r.stderr
+
+
+def test_options_that_cannot_sample_are_refused_and_a_prompt_too_long_fails_alone(tmp_path, ulm, prompts):
+    r = run(ulm, tmp_path / "t", "--prompts", prompts, "--temperature", "0")
+    assert r.returncode == 1 and "--temperature 0.0: sampling needs a temperature above 0" in r.stderr
+    r = run(ulm, tmp_path / "p", "--prompts", prompts, "--prompt-seconds", "-1", "--units", "x")
+    assert r.returncode == 1 and "--prompt-seconds -1.0" in r.stderr
+    out = tmp_path / "short"
+    r = run(ulm, out, "--prompts", prompts, "--max-len-b", "6")  # line 3 has 8 units: no room to continue
+    assert r.returncode == 2, r.stderr
+    assert [g["prompt"] for g in records(out)] == ["line 1", "line 4"]
+    errors = [json.loads(x) for x in (out / "errors.jsonl").read_text().splitlines()]
+    assert [e["path"] for e in errors] == ["line 3"] and "leaves no room to continue" in errors[0]["error"]
+
+
+def test_a_registry_lm_is_recorded_at_first_fetch_then_verified(tmp_path, ulm, prompts, monkeypatch):
+    """No sha256 is published for GSLM's ULMs: the first download records one; a changed file is refused."""
+    import dataclasses
+    import tarfile
+
+    from textless_stack import integrity, registry, store
+    from textless_stack.jobs import ContinueSpec, continue_speech
+
+    name = "hubert-base-ls960-kmeans-100-ulm"
+    archive = tmp_path / "upstream" / "hubert100_lm.tgz"
+    archive.parent.mkdir()
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(ulm, arcname="hubert100_lm")
+    monkeypatch.setitem(registry.MODELS, name, dataclasses.replace(registry.MODELS[name], url=archive.as_uri()))
+    monkeypatch.setenv("TEXTLESS_STACK_MODELS", str(tmp_path / "cache"))
+    monkeypatch.delenv("TEXTLESS_STACK_OFFLINE", raising=False)
+    directory, digest = store.unpacked(name)
+    record = integrity.record_path(tmp_path / "cache" / "hubert100_lm.tgz")
+    assert record.read_text().split()[0] == digest == integrity.sha256_file(archive)
+    assert store.verify(name) == "ok"
+    by_name = continue_speech(ContinueSpec(lm=name, prompts=prompts, output=tmp_path / "a", device="cpu",
+                                           max_len_b=30, units=None))
+    by_dir = continue_speech(ContinueSpec(lm=str(ulm), prompts=prompts, output=tmp_path / "b", device="cpu",
+                                          max_len_b=30))
+    assert by_name.outputs == by_dir.outputs == 3
+    assert records(tmp_path / "a") == records(tmp_path / "b")
+    (tmp_path / "cache" / "hubert100_lm.tgz").write_bytes(b"changed")
+    assert store.verify(name) == "CORRUPT"
+    with pytest.raises(integrity.IntegrityError, match="recorded at its first download"):
+        integrity.verify(tmp_path / "cache" / "hubert100_lm.tgz")
+
+
+def test_registry_lms_refuse_other_units_and_unsupported_ones_say_why(tmp_path, prompts, monkeypatch):
+    from textless_stack.jobs import ContinueSpec, continue_speech
+    from textless_stack.store import ModelUnavailable
+    from textless_stack.ulm import UlmError
+
+    monkeypatch.setenv("TEXTLESS_STACK_OFFLINE", "1")
+    monkeypatch.setenv("TEXTLESS_STACK_MODELS", str(tmp_path / "cache"))
+    lm = "hubert-base-ls960-kmeans-100-ulm"
+    with pytest.raises(UlmError, match="--units hubert-base-ls960-kmeans-200 is for units of hubert-base-ls960-kmeans"
+                                       "-200, but hubert-base-ls960-kmeans-100-ulm models units of hubert-base-ls960-kmeans-100"):
+        continue_speech(ContinueSpec(lm=lm, inputs=(str(tmp_path),), units="hubert-base-ls960-kmeans-200",
+                                     output=tmp_path / "o"))
+    with pytest.raises(UlmError, match="--vocoder cpc-big-ll6k-kmeans-100-tacotron is for units of cpc-big-ll6k"):
+        continue_speech(ContinueSpec(lm=lm, prompts=prompts, vocoder="cpc-big-ll6k-kmeans-100-tacotron",
+                                     output=tmp_path / "o"))
+    with pytest.raises(ModelUnavailable, match="not usable in this image: its dense model, k-means and vocoder"):
+        continue_speech(ContinueSpec(lm="gslm-logmel-100-ulm", prompts=prompts, output=tmp_path / "o"))
+    with pytest.raises(ModelUnavailable, match=f"models fetch {lm}"):
+        continue_speech(ContinueSpec(lm=lm, prompts=prompts, output=tmp_path / "o"))

@@ -33,11 +33,12 @@ def test_fixtures_name_their_upstream_commit():
     assert manifest["upstream"] == {"project": "textlesslib", "commit": "ba33d669d8284b4f7bfe81e7384e83ab799fe384"}
 
 
-@pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
-def test_track_equals_textlesslib_get_f0(golden, name):
+@pytest.mark.parametrize("name, low, high", [("glide.wav", 110, 240), ("steady.wav", 175, 185)])
+def test_track_equals_textlesslib_get_f0(golden, name, low, high):
     ours = f0.track(wav(name))
     assert np.array_equal(ours.numpy(), np.asarray(golden[name]["track"], dtype=np.float32))
-    assert (ours > 0).any() or name == "steady.wav"
+    voiced = ours[ours > 0]  # the fixtures are signals YAAPT tracks: mostly voiced, at their own pitch
+    assert voiced.numel() > 0.8 * ours.numel() and low * 0.95 < voiced.median() < high * 1.05
 
 
 @pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
@@ -89,13 +90,12 @@ def test_f0_needs_units_and_a_failing_file_fails_alone(tmp_path):
     audio = tmp_path / "audio"
     audio.mkdir()
     sf.write(audio / "ok.wav", wav("glide.wav"), 16000)
-    sf.write(audio / "tiny.wav", wav("glide.wav")[:400], 16000)  # 25 ms: one HuBERT frame, too short for YAAPT
     sf.write(audio / "silence.wav", np.zeros(16000, np.float32), 16000)  # YAAPT fails on digital silence
     out = tmp_path / "out"
     r = cli("features", audio, "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
             "--units", FIXTURES / "km.bin", "--f0", "--no-progress")
     errors = {json.loads(x)["path"]: json.loads(x)["error"] for x in (out / "all_0_1.errors.jsonl").read_text().splitlines()}
-    assert r.returncode == 2 and sorted(errors) == ["silence.wav", "tiny.wav"]
+    assert r.returncode == 2 and sorted(errors) == ["silence.wav"]
     assert all(e.startswith("F0 (YAAPT) failed: ") for e in errors.values())
     assert list(streams(out)) == ["ok.wav"]
 
@@ -131,3 +131,17 @@ def test_units_only_transcription_has_no_durations_or_f0_file(tmp_path):
     r = cli("features", FIXTURES / "wav", "-o", tmp_path / "x", "--model", FIXTURES / "tiny_hubert.pt",
             "--format", "textlesslib")
     assert r.returncode == 1 and "--format textlesslib writes unit streams: it needs --units" in r.stderr
+
+
+def test_fields_a_manifest_carries_are_kept_but_never_the_computed_ones(tmp_path, golden):
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text("".join(json.dumps({"path": str(FIXTURES / "wav" / n), "speaker": "s1", "durations": [1, 2],
+                                            "f0": [0.0]}) + "\n" for n in ("glide.wav", "steady.wav")))
+    out = tmp_path / "out"
+    r = cli("features", manifest, "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
+            "--units", FIXTURES / "km.bin", "--features", "none", "--f0", "--no-progress")
+    assert r.returncode == 0, r.stderr
+    for record in streams(out).values():
+        name = Path(record["path"]).name
+        assert record["speaker"] == "s1" and record["durations"] == golden[name]["plain"]["durations"]
+        assert np.array_equal(np.float32(record["f0"]), np.float32(golden[name]["plain"]["f0"]))

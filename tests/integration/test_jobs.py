@@ -146,9 +146,12 @@ def test_a_record_without_frame_hop_is_resumed_and_then_says_it(tmp_path):
     assert outputs.JobRecord.read(tmp_path).frame_hop == 640
     with pytest.raises(outputs.OutputError, match=r"different job \(frame_hop differ\)"):
         layout.claim(outputs.JobRecord(**old, frame_hop=320))
-    with pytest.raises(outputs.OutputError, match=r"different job \(frame_hop, layer differ\)"):
-        outputs.save_json(tmp_path / ".parts" / "job.json", old)
+    outputs.save_json(tmp_path / ".parts" / "job.json", old)
+    with pytest.raises(outputs.OutputError, match=r"different job \(layer differ\)"):  # frame_hop is no news
         layout.claim(outputs.JobRecord(**{**old, "layer": 3}, frame_hop=640))
+    streams = {"separator": ",", "preserve_name": True}
+    layout.claim(outputs.JobRecord(**old, frame_hop=640, streams=streams))  # derived files: no new job
+    assert outputs.JobRecord.read(tmp_path).streams == streams
 
 
 def test_specs_refuse_what_the_command_line_would(tmp_path):

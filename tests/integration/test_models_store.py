@@ -70,7 +70,9 @@ def test_models_command(tmp_path):
     assert listing.returncode == 0
     assert "hubert-base-ls960 " in listing.stdout and "absent" in listing.stdout
     status = {line.split()[0]: line for line in listing.stdout.splitlines()[1:]}
-    assert set(status) == set(registry.MODELS)  # every entry listed, none refused
+    assert set(status) == set(registry.MODELS)  # every entry listed; only ULMs without dense models refused
+    assert {n for n, line in status.items() if "UNSUPPORTED" in line} == {
+        f"gslm-{kind}-{k}-ulm" for kind in ("logmel", "w2v2") for k in (50, 100, 200)}
     assert "layer 11, 25 Hz frames" in status["mhubert-base-25hz"] and "layer 2, 100 Hz frames" in status["cpc-big-ll6k"]
     assert "speaks mhubert-base-25hz-kmeans-500" in status["mhubert-base-25hz-kmeans-500-hifigan"]
     path = cli("models", "path", "hubert-base-ls960", env=env)
@@ -83,11 +85,13 @@ def test_models_command(tmp_path):
 
 def test_registry_is_consistent():
     for m in registry.MODELS.values():
-        assert len(m.sha256) == 64 and m.url.startswith("https://")
+        assert (len(m.sha256) == 64 or m.kind == "ulm" and m.sha256 == "") and m.url.startswith("https://")
         if m.kind == "kmeans":
             assert m.dense in registry.MODELS, m.name
         elif m.kind == "dense":
             assert m.layer is not None
+        elif m.kind == "ulm":  # GSLM publishes no digest: recorded at the first download (store.py)
+            assert m.kmeans in registry.MODELS or m.unsupported, m.name
         else:
             assert m.kind in registry.VOCODER_KINDS, m.name
     # every vocoder set: its parts, and the k-means (hence dense model) it was trained on

@@ -194,3 +194,35 @@ def test_hubert_simple_kmeans_and_pretraining_then_features(container, shared_di
     for name, seconds in spec.items():
         f = feats[name.replace(".wav", ".npy")]
         assert f.shape[1] == 32 and abs(f.shape[0] - seconds * 50) <= 1 and np.isfinite(f).all()
+
+
+def test_unit_lm_trained_in_the_image_then_continue(container, shared_dir):
+    """GSLM's other half inside the image: fairseq-train a tiny unit LM, then `continue` from unit prompts,
+    twice with one seed (the same units) and the prompt kept as each sequence's start."""
+    work = shared_dir("ulm")
+    w = container.path(work, WORK)
+    rng = random.Random(0)
+    lines = []
+    for _ in range(200):
+        start, step_ = rng.randrange(10), rng.choice([1, 2])
+        lines.append(" ".join(str((start + j * step_) % 10) for j in range(rng.randint(8, 24))))
+    (work / "train.txt").write_text("\n".join(lines[:180]) + "\n")
+    (work / "valid.txt").write_text("\n".join(lines[180:]) + "\n")
+    (work / "prompts.txt").write_text("1 2 3\n4 6 8 0\n")
+    step(container, work, "fairseq-preprocess", "--only-source", "--trainpref", f"{w}/train.txt",
+         "--validpref", f"{w}/valid.txt", "--destdir", f"{w}/lm", "--workers", "1")
+    step(container, work, "fairseq-train", f"{w}/lm", "--task", "language_modeling", "--arch", "transformer_lm_big",
+         "--decoder-layers", "1", "--decoder-embed-dim", "16", "--decoder-ffn-embed-dim", "32",
+         "--decoder-attention-heads", "2", "--share-decoder-input-output-embed", "--sample-break-mode", "eos",
+         "--tokens-per-sample", "64", "--max-tokens", "512", "--optimizer", "adam", "--lr", "0.005",
+         "--max-update", "10", "--save-dir", f"{w}/lm", "--no-epoch-checkpoints", "--cpu", "--seed", "1",
+         "--no-progress-bar")
+    outputs = []
+    for run in ("a", "b"):
+        step(container, work, None, "continue", "--lm", f"{w}/lm", "--prompts", f"{w}/prompts.txt",
+             "-o", f"{w}/out-{run}", "--seed", "5", "--max-len-b", "30", "--device", "cpu")
+        outputs.append((work / f"out-{run}" / "continuations.jsonl").read_text())
+    assert outputs[0] == outputs[1]
+    records = [json.loads(x) for x in outputs[0].splitlines()]
+    assert [r["units"][:len(r["prompt_units"])] for r in records] == [[1, 2, 3], [4, 6, 8, 0]]
+    assert all(len(r["units"]) > len(r["prompt_units"]) for r in records)

@@ -34,14 +34,21 @@ def test_every_kmeans_and_vocoder_belongs_to_a_dense_model_in_the_registry():
             assert registry.MODELS[registry.vocoder_kmeans(name)].kind == "kmeans", name
 
 
-def test_every_vocoder_set_is_named_in_the_readme_table():
+def test_every_vocoder_set_and_unit_lm_is_named_in_the_readme_table():
     rows = model_rows()
     for name, m in registry.MODELS.items():
-        if m.kind not in ("tacotron", "hifigan"):
+        if m.kind not in ("tacotron", "hifigan", "ulm") or m.unsupported:
             continue
         dense = registry.MODELS[registry.vocoder_kmeans(name)].dense
-        row = next(rows[d] for d in sorted(rows, key=len, reverse=True) if dense == d)
+        column = rows[dense][5 if m.kind == "ulm" else 4]
         suffix = name[len(dense):]
-        k = re.search(r"kmeans-(\d+)-tacotron$", suffix)
-        shorthand = k and re.search(rf"-kmeans-[\d/]*\b{k.group(1)}\b[\d/]*-tacotron", row[4])
-        assert suffix in row[4] or shorthand, name
+        k = re.search(r"kmeans-(\d+)-(tacotron|ulm)$", suffix)
+        shorthand = k and re.search(rf"-kmeans-[\d/]*\b{k.group(1)}\b[\d/]*-{k.group(2)}", column)
+        assert suffix in column or shorthand, name
+
+
+def test_unit_lms_belong_to_a_kmeans_or_say_why_not():
+    lms = {n: m for n, m in registry.MODELS.items() if m.kind == "ulm"}
+    assert len(lms) == 12 and not any(m.sha256 for m in lms.values())  # GSLM publishes no digests
+    for name, m in lms.items():
+        assert (registry.MODELS[m.kmeans].kind == "kmeans" and name == f"{m.kmeans}-ulm") if m.kmeans else m.unsupported

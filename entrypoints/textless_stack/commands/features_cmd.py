@@ -11,11 +11,11 @@ Outputs under --output:
   {split}_{rank}_{nshard}.npy + .len     --features dump: fairseq's dump format (learn_kmeans.py reads it)
   {split}_{rank}_{nshard}.units.jsonl    --units KMEANS: {"path", "units", ["durations"], ["f0"]} per file
   {split}_{rank}_{nshard}.units/.durations/.f0s   --format textlesslib: its transcription files (streams.py)
+  {split}_{rank}_{nshard}.errors.jsonl   files that failed, with the reason
   .parts/job.json                        the job record; its frame_hop is the samples per frame at 16 kHz
 
 A frame (one row of features, one unit, one step of a duration) is 20 ms for HuBERT and mHuBERT,
 40 ms for mhubert-base-25hz (TWIST / SpiritLM units), 10 ms for CPC.
-  {split}_{rank}_{nshard}.errors.jsonl   files that failed, with the reason
 
 Exit status: 0 all files done; 2 some files failed (listed in the errors JSONL, the others are
 complete); 1 the job could not run (bad arguments, model unavailable, output directory full or

@@ -34,11 +34,13 @@ def run(args) -> int:
             detail = (f"layer {m.layer}, {16000 / m.hop:g} Hz frames" if m.kind == "dense"
                       else f"units of {m.dense}" if m.kind == "kmeans"
                       else f"speaks {registry.vocoder_kmeans(name)}" if m.kind in ("tacotron", "hifigan")
+                      else f"LM over {m.kmeans or 'units this image cannot make'}" if m.kind == "ulm"
                       else "part of a vocoder set")
-            print(f"{name:60s} {m.kind:16s} {detail:50s} {store.verify(name)}")
+            note = f"  UNSUPPORTED: {m.unsupported}" if m.unsupported else ""
+            print(f"{name:60s} {m.kind:16s} {detail:50s} {store.verify(name)}{note}")
     elif args.action == "fetch":
         for name in names:
-            print(store.fetch(name))
+            print(store.unpacked(name)[0] if registry.MODELS[name].kind == "ulm" else store.fetch(name))
     elif args.action == "verify":
         for name in names:
             state = store.verify(name)
