@@ -25,6 +25,8 @@ def compile_lock(pins: dict, lock: str, uv: str = "uv") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         req = f"{lock}.in"
         (Path(tmp) / req).write_text(pins_mod.lock_input(pins, lock))
+        if out.exists():  # uv keeps the versions already locked: a new pin moves only what it must
+            shutil.copyfile(out, Path(tmp) / "out.txt")
         cmd = [
             uv, "pip", "compile", req, "--quiet", "--no-header", "--generate-hashes",
             "--python-version", pins["python"]["version"],
