@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import sys
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import audio, inputs, integrity, outputs, pipeline, precision, registry, store
+from .audio import AudioError
 from .errors import UserError
 
 log = logging.getLogger(__name__)
@@ -86,8 +88,9 @@ class ResynthSpec(FeaturesSpec):
 
 @dataclass(frozen=True)
 class ContinueSpec:
-    """Speech continuation with a GSLM unit LM (continuation.py): audio or unit prompts -> units (-> speech)."""
-    lm: str                             # registry unit LM (…-ulm), or a directory: checkpoint_best.pt + dict.txt
+    """Speech continuation with a unit LM (continuation.py): audio or unit prompts -> units (-> speech).
+    Sampling settings left None take the LM's own defaults (GSLM's sample.py, TWIST's speech_lm.py)."""
+    lm: str                             # registry unit LM (…-ulm, twist-…), or a directory (ulm.open_lm)
     output: Path
     inputs: tuple[str, ...] = ()        # audio prompts: directories, globs, manifests
     prompts: Path | None = None         # or unit prompts: one line of unit numbers per prompt
@@ -95,23 +98,32 @@ class ContinueSpec:
     model: str | None = None            # audio prompts: its dense model (default: the k-means model's)
     layer: int | None = None
     prompt_seconds: float | None = None
+    prefix_size: int = -1               # the first N units of each prompt are the prefix; -1: all of them
     vocoder: str | None = None          # speak the sequences (registry vocoder set or .json); else units only
     speaker: str | None = None
     style: str | None = None
-    temperature: float = 0.7
+    temperature: float | None = None
     seed: int = 0
-    max_len_a: float = 0.0
-    max_len_b: int = 1000
+    max_len_a: float | None = None
+    max_len_b: int | None = None
+    max_len: int | None = None
     samples_per_prompt: int = 1
     batch_size: int = 16
     device: str = "auto"
+    shard_index: int | None = None
+    num_shards: int | None = None
+    progress: bool = True
 
     def __post_init__(self):
         if bool(self.inputs) == (self.prompts is not None):
             raise UserError("give audio prompts (INPUT...) or unit prompts (--prompts FILE), not both or neither")
-        if self.samples_per_prompt < 1 or self.batch_size < 1 or self.max_len_b < 1:
-            raise UserError("--samples-per-prompt, --batch-size and --max-len-b are at least 1")
-        if not self.temperature > 0:
+        if self.samples_per_prompt < 1 or self.batch_size < 1 or (self.max_len_b is not None and self.max_len_b < 0):
+            raise UserError("--samples-per-prompt and --batch-size are at least 1, --max-len-b at least 0")
+        if self.max_len is not None and self.max_len < 2:
+            raise UserError(f"--max-len {self.max_len}: a continuation needs at least 2 units")
+        if self.prefix_size == 0 or self.prefix_size < -1:
+            raise UserError(f"--prefix-size {self.prefix_size}: a number of units, or -1 for the whole prompt")
+        if self.temperature is not None and not self.temperature > 0:
             raise UserError(f"--temperature {self.temperature}: sampling needs a temperature above 0")
         if self.prompt_seconds is not None and not self.prompt_seconds > 0:
             raise UserError(f"--prompt-seconds {self.prompt_seconds}: a prompt needs a positive length")
@@ -122,26 +134,44 @@ class ContinueSpec:
         values["inputs"] = tuple(values.get("inputs") or ())
         return cls(**values)
 
+    def sampling(self, defaults):
+        """The settings given, else the LM's own."""
+        given = {"temperature": self.temperature, "max_len_a": self.max_len_a, "max_len_b": self.max_len_b,
+                 "max_len": self.max_len}
+        return dataclasses.replace(defaults, seed=self.seed, batch_size=self.batch_size,
+                                   **{k: v for k, v in given.items() if v is not None})
+
 
 def continue_speech(spec: ContinueSpec):
-    """Prompts -> the LM's samples (-> speech); commands/continue_cmd.py lists the outputs."""
-    from . import continuation
-    from .ulm import Sampling, UlmError, UnitLM
-
+    """Prompts -> the LM's samples (-> speech), chunk by chunk; commands/continue_cmd.py lists the outputs."""
     outputs.check_writable(spec.output)  # before minutes of loading and sampling
+    index, count = _shard(spec)
+    with outputs.shard_lock(spec.output, outputs.stem("continue", index, count)):
+        return _continue(spec, index, count)
+
+
+def _continue(spec: ContinueSpec, index: int, count: int):
+    import hashlib
+
+    from tqdm import tqdm
+
+    from . import continuation as cont
+    from .ulm import UlmError, open_lm
+
     directory, own_kmeans = _lm_directory(spec)
     units = spec.units or own_kmeans
     if spec.inputs and not units:
         raise UserError(f"audio prompts need --units: the k-means the LM in {spec.lm} was trained on")
     device = _device(spec.device)
-    lm = UnitLM(directory, device)
-    sampling = Sampling(spec.temperature, spec.max_len_a, spec.max_len_b, spec.seed, spec.batch_size)
-    failures: list[tuple[str, str]] = []
-    record = {"lm": spec.lm, "lm_sha256": lm.sha256, "sampling": dataclasses.asdict(sampling),
-              "samples_per_prompt": spec.samples_per_prompt}
-    hop = None
+    lm = open_lm(directory, device)
+    sampling = spec.sampling(lm.defaults)
+    record = {"lm": spec.lm, "lm_family": lm.family, "lm_sha256": lm.sha256, "sampling": dataclasses.asdict(sampling),
+              "samples_per_prompt": spec.samples_per_prompt, "prefix_size": spec.prefix_size,
+              "chunk_seeds": "seed + chunk index; chunk b holds sequences b*batch_size .. (b+1)*batch_size - 1"}
+    hop, prep = None, None
     if spec.prompts is not None:
-        prompts = continuation.unit_prompts(spec.prompts, lm.known)
+        given = cont.unit_prompts(spec.prompts, lm.known)
+        names = [p.name for p in given]
         record["prompts_sha256"] = integrity.sha256_file(spec.prompts)
     else:
         prep = prepare(FeaturesSpec(inputs=spec.inputs, output=spec.output, model=spec.model, layer=spec.layer,
@@ -149,10 +179,11 @@ def continue_speech(spec: ContinueSpec):
         if prep.quantizer.size != lm.units:
             raise UlmError(f"--units {units} gives {prep.quantizer.size} units, but the LM in {spec.lm} was "
                            f"trained on {lm.units}: they do not belong together")
+        names = [item.key for item in prep.items]
         record.update(model_sha256=prep.model_sha256, layer=prep.layer, units_sha256=prep.units_sha256,
-                      prompt_seconds=spec.prompt_seconds)
+                      prompt_seconds=spec.prompt_seconds,
+                      inputs_sha256=hashlib.sha256("\n".join(names).encode()).hexdigest())
         hop = prep.encoder.geometry.hop
-        prompts = continuation.audio_prompts(prep.items, prep.encoder, prep.quantizer, spec.prompt_seconds, failures)
     vocoder = None
     if spec.vocoder:
         from .vocoders import Vocoder, VocoderFiles
@@ -165,17 +196,87 @@ def continue_speech(spec: ContinueSpec):
                            "units are deduplicated: use one with a duration predictor, or a Tacotron")
         speaker, style = vocoder.index("speaker", spec.speaker), vocoder.index("style", spec.style)
         record["vocoder"] = {"files": vocoder.digests, "speaker": speaker, "style": style}
-    prompts = continuation.within_limits(prompts, lm.max_positions, spec.max_len_a, spec.max_len_b, failures)
-    log.info("sampling %d prompts x %d with seed %d, temperature %g", len(prompts), spec.samples_per_prompt,
-             spec.seed, spec.temperature)
-    sequences = lm.sample(continuation.repeat(prompts, spec.samples_per_prompt), sampling) if prompts else []
-    named = continuation.write_units(spec.output, prompts, sequences, spec.samples_per_prompt, record)
-    if vocoder is not None:
-        continuation.speak(spec.output, named, lambda name, seq: vocoder.synthesize(
-            seq, name, spec.seed, speaker, style, deduplicated=vocoder.predicts_durations), vocoder.sample_rate,
-            failures)
-    continuation.write_errors(spec.output, failures)
-    return continuation.Result(len(prompts), len(sequences), failures)
+    _claim_continue(spec.output, record)
+
+    plan = cont.Plan(len(names), spec.samples_per_prompt, spec.batch_size, index, count)
+    chunks = cont.Chunks(spec.output)
+    encoded: dict[int, list[int] | str] = {}  # prompt index -> units, or why it failed
+
+    def prompt(i: int) -> list[int] | str:
+        if i not in encoded:
+            if prep is None:
+                encoded[i] = given[i].units
+            else:
+                try:
+                    encoded[i] = cont.audio_prompt(prep.items[i], prep.encoder, prep.quantizer, spec.prompt_seconds)
+                except AudioError as e:
+                    encoded[i] = str(e)
+            if not isinstance(encoded[i], str):
+                encoded[i] = encoded[i][:spec.prefix_size] if spec.prefix_size > 0 else encoded[i]
+                encoded[i] = cont.room(cont.Prompt(names[i], encoded[i]), lm.limit(len(encoded[i]), sampling)) \
+                    or encoded[i]
+        return encoded[i]
+
+    result, seen = cont.Result(), set()
+    mine = plan.mine()
+    log.info("sampling chunks %d..%d of %d (%d prompts x %d, batch %d), seeds %d + chunk, temperature %g",
+             mine.start, mine.stop - 1, plan.chunks, len(names), spec.samples_per_prompt, spec.batch_size,
+             spec.seed, sampling.temperature)
+    for b in tqdm(mine, desc="continue", unit="chunk", disable=not spec.progress):
+        part = chunks.read(chunks.units_part(b))
+        if part is None:
+            part = _sample_chunk(lm, sampling, spec.seed + b, plan.sequences(b), spec.samples_per_prompt, names,
+                                 prompt)
+            chunks.write(chunks.units_part(b), part)
+        done = chunks.read(chunks.done_part(b))
+        if done is None:
+            failures = []
+            if vocoder is not None:
+                failures = cont.speak(spec.output, part["continuations"], lambda name, seq: vocoder.synthesize(
+                    seq, name, spec.seed, speaker, style, deduplicated=vocoder.predicts_durations),
+                    vocoder.sample_rate)
+            done = {"errors": failures}
+            chunks.write(chunks.done_part(b), done)
+        seen |= {r["prompt"] for r in part["continuations"]} | {e["path"] for e in part["errors"]}
+        result.outputs += len(part["continuations"])
+        result.failures += [(e["path"], e["error"]) for e in part["errors"] + done["errors"]]
+    result.prompts = len(seen)
+    for key, reason in result.failures:
+        log.error("%s: %s", key, reason)
+    result.complete = chunks.assemble(plan.chunks)
+    return result
+
+
+def _sample_chunk(lm, sampling, seed: int, sequences: range, samples: int, names: list[str], prompt) -> dict:
+    """One chunk: its prompts' units, the LM's samples for them, and the prompts that failed (recorded in the
+    chunk that holds their first sequence)."""
+    from .continuation import output_name
+
+    wanted = [(i // samples, i % samples) for i in sequences]
+    errors = [{"path": names[p], "error": prompt(p)} for p, s in wanted if s == 0 and isinstance(prompt(p), str)]
+    kept = [(p, s) for p, s in wanted if not isinstance(prompt(p), str)]
+    sampled = lm.sample([prompt(p) for p, _ in kept], sampling, seed) if kept else []
+    log.debug("chunk seeded %d: %s", seed, ", ".join(output_name(names[p], s) for p, s in kept))
+    return {"seed": seed, "errors": errors,
+            "continuations": [{"prompt": names[p], "sample": s, "prompt_units": prompt(p), "units": seq}
+                              for (p, s), seq in zip(kept, sampled)]}
+
+
+def _claim_continue(out: Path, record: dict) -> None:
+    """continue.json says what the outputs are; a resumed (or another shard's) run must be the same job."""
+    path = out / "continue.json"
+    try:
+        old = json.loads(path.read_text())
+    except FileNotFoundError:
+        old = None
+    except ValueError:
+        raise outputs.OutputError(f"{path}: not readable JSON: remove it, or choose another --output") from None
+    if old is not None and old != record:
+        differ = sorted(k for k in set(old) | set(record) if old.get(k) != record.get(k))
+        raise outputs.OutputError(f"{path}: {out} holds another job's continuations (differing: {', '.join(differ)}):"
+                                  " choose another --output, or rerun with the same settings to resume")
+    if old is None:
+        outputs.save_json(path, record)
 
 
 def _lm_directory(spec: ContinueSpec) -> tuple[Path, str | None]:
@@ -193,10 +294,11 @@ def _lm_directory(spec: ContinueSpec) -> tuple[Path, str | None]:
             raise UlmError(f"{option} {value} is for units of {trained}, but {spec.lm} models units of "
                            f"{entry.kmeans}: they do not belong together")
     root, _ = store.unpacked(spec.lm)
-    found = sorted(p.parent for p in root.rglob("checkpoint_best.pt") if (p.parent / "dict.txt").is_file())
+    found = sorted({p.parent for p in root.rglob("checkpoint_best.pt") if (p.parent / "dict.txt").is_file()}
+                   | {p.parent for p in root.rglob("config.json")})
     if len(found) != 1:
-        raise UlmError(f"{root}: expected one directory with checkpoint_best.pt and dict.txt in {spec.lm}'s "
-                       f"archive, found {len(found)}")
+        raise UlmError(f"{root}: expected one unit LM directory (checkpoint_best.pt + dict.txt, or a Hugging Face "
+                       f"config.json) in {spec.lm}'s archive, found {len(found)}")
     return found[0], entry.kmeans
 
 

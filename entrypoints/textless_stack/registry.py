@@ -4,7 +4,8 @@ Names, files and sha256 values are textlesslib's (ba33d669, textless/checkpoint_
 dense layers and hop sizes are textlesslib's DENSE_MODELS. A file whose name is in this
 table is verified against its sha256 before any byte of it is unpickled. GSLM's unit LMs
 (fairseq examples/textless_nlp/gslm/ulm) come without a published sha256: their digest is
-recorded at the first download and every later use is verified against that record (store.py).
+recorded at the first download and every later use is verified against that record (store.py); so do
+TWIST's speech LMs (examples/twist).
 """
 
 from __future__ import annotations
@@ -233,6 +234,13 @@ for _kind, _prefix, _file, _kmeans in (
         MODELS[_name] = Model(name=_name, url=f"{_BASE}{_ULM_BASE}{_prefix}/lm_km{_k}/{_fname}", fname=_fname,
                               sha256="", kind="ulm", kmeans=_kmeans.format(k=_k) if _kmeans else None,
                               unsupported="" if _kmeans else _NO_DENSE)
+
+# TWIST's speech LMs (textlesslib examples/twist): Hugging Face causal LMs over mHuBERT-25Hz units, a .zip each,
+# no published sha256 (recorded at the first download, as for GSLM's ULMs).
+for _size in ("350M", "1.3B", "7B"):
+    _name = f"twist-{_size.lower()}"
+    MODELS[_name] = Model(name=_name, url=f"{_BASE}textless_nlp/twist/lms/TWIST-{_size}.zip",
+                          fname=f"TWIST-{_size}.zip", sha256="", kind="ulm", kmeans="mhubert-base-25hz-kmeans-500")
 
 # Upstream file names are not unique across names (layer-9 aliases one file), but each maps to one hash.
 _BY_FNAME: dict[str, Model] = {}

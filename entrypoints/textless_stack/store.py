@@ -119,11 +119,12 @@ def verify(name: str) -> str:
 
 
 def unpacked(name: str) -> tuple[Path, str]:
-    """A registry archive (GSLM's unit LMs), verified, unpacked once beside itself: (directory, its sha256).
+    """A registry archive (GSLM's unit LMs: .tgz; TWIST's: .zip), verified, unpacked once beside itself: (directory, its sha256).
     Unpacking takes only regular files and directories (tarfile's "data" filter)."""
     import shutil
     import tarfile
     import tempfile
+    import zipfile
 
     archive = resolve(name)
     target = archive.path.with_name(archive.path.name + ".d")
@@ -136,12 +137,16 @@ def unpacked(name: str) -> tuple[Path, str]:
         raise ModelUnavailable(f"{target.parent}: cannot unpack {archive.path.name} there ({e.strerror}): run "
                                f"`textless-stack models fetch {name}` where that directory is writable") from None
     try:
-        with tarfile.open(archive.path) as tar:
-            tar.extractall(tmp, filter="data")
+        if zipfile.is_zipfile(archive.path):  # TWIST's LMs; zipfile drops absolute and ".." parts of names
+            with zipfile.ZipFile(archive.path) as z:
+                z.extractall(tmp)
+        else:
+            with tarfile.open(archive.path) as tar:
+                tar.extractall(tmp, filter="data")
         (tmp / ".unpacked-from").write_text(archive.sha256 + "\n")
         shutil.rmtree(target, ignore_errors=True)
         os.replace(tmp, target)
-    except (tarfile.TarError, OSError) as e:
+    except (tarfile.TarError, zipfile.BadZipFile, OSError) as e:
         raise ModelUnavailable(f"{archive.path}: cannot unpack it: {e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -1,5 +1,9 @@
-"""GSLM unit language models: a fairseq `transformer_lm` over units, loaded strictly, sampled with fairseq's
-own generator, as textlesslib's UnitLanguageModelSampler does (examples/gslm/sampler.py at ba33d669).
+"""Unit language models. `open_lm` tells them apart by their files:
+- GSLM's (here): a fairseq `transformer_lm` over units, loaded strictly, sampled with fairseq's own generator,
+  as textlesslib's UnitLanguageModelSampler does (examples/gslm/sampler.py at ba33d669);
+- TWIST's (twist_lm.py): a Hugging Face causal LM over 25 Hz units.
+Both give `known` (the units a prompt may use), `units` (the k-means size they model), `sha256`,
+`defaults` (their sampling settings), `limit(prompt length, sampling)` and `sample(prompts, sampling, seed)`.
 
 A ULM is a directory: checkpoint_best.pt + dict.txt (the unit vocabulary, one "unit count" line each).
 Sampling goes through fairseq's GeneratorHubInterface.generate (the SequenceGenerator with sampling,
@@ -25,17 +29,34 @@ class UlmError(UserError):
 
 @dataclass(frozen=True)
 class Sampling:
-    """fairseq's generation options, with GSLM's defaults (examples/gslm/sample.py); GSLM samples one prompt at
-    a time, here `batch_size` prompts go together (fairseq sorts each batch by length, so the RNG draws, and the
-    samples, depend on the batch)."""
+    """Generation options, with GSLM's defaults (examples/gslm/sample.py). The output is at most
+    max_len_a * prompt + max_len_b units, prompt included, and at most max_len (TWIST's cap; fairseq's generator
+    has none). GSLM samples one prompt at a time; here `batch_size` sequences go together, and the samples
+    depend on which share a batch (the RNG draws for the whole batch)."""
     temperature: float = 0.7
     max_len_a: float = 0.0
     max_len_b: int = 1000
+    max_len: int | None = None
     seed: int = 0
     batch_size: int = 16
 
 
+def open_lm(directory: Path, device: torch.device):
+    """A unit LM directory: checkpoint_best.pt + dict.txt (GSLM, fairseq) or config.json (TWIST, transformers)."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise UlmError(f"{directory}: no such directory (a unit LM is a registry name or a directory)")
+    if (directory / "config.json").is_file() and not (directory / "checkpoint_best.pt").exists():
+        from .twist_lm import TwistLM
+
+        return TwistLM(directory, device)
+    return UnitLM(directory, device)
+
+
 class UnitLM:
+    family = "gslm"
+    defaults = Sampling()
+
     def __init__(self, directory: Path, device: torch.device):
         from fairseq.data import Dictionary
         from fairseq.hub_utils import GeneratorHubInterface
@@ -81,11 +102,17 @@ class UnitLM:
         return self.dictionary.encode_line(" ".join(map(str, units)), add_if_not_exist=False,
                                            append_eos=True).long()
 
-    def sample(self, prompts: list[list[int]], sampling: Sampling) -> list[list[int]]:
+    def limit(self, prompt_units: int, sampling: Sampling) -> int:
+        """The longest sequence (prompt included) a prompt of this length may grow to."""
+        return min(self.max_positions - 1, int(sampling.max_len_a * prompt_units + sampling.max_len_b))
+
+    def sample(self, prompts: list[list[int]], sampling: Sampling, seed: int) -> list[list[int]]:
         """Each prompt followed by its continuation, as unit numbers (the final eos dropped)."""
         from fairseq import utils
 
-        utils.set_torch_seed(sampling.seed)
+        if sampling.max_len is not None:
+            raise UlmError("--max-len: fairseq's generator takes no cap; bound GSLM's outputs with --max-len-a/-b")
+        utils.set_torch_seed(seed)
         tokens = [self.encode(p) for p in prompts]
         # batch_size alone sizes the batches: the checkpoint's training max_tokens (e.g. 256) would split them
         self.hub.cfg.dataset.batch_size, self.hub.cfg.dataset.max_tokens = sampling.batch_size, None

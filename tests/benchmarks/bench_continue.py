@@ -92,11 +92,11 @@ def main() -> None:
             return result, args.prompts * args.new_tokens / (time.perf_counter() - started)
 
         ref1, fs1 = timed(lambda: [fairseq_sample(hub, [p], i, args.new_tokens, 1)[0] for i, p in enumerate(prompts)])
-        got1, us1 = timed(lambda: [ours.sample([p], Sampling(max_len_b=50 + args.new_tokens, seed=i, batch_size=1))[0]
+        got1, us1 = timed(lambda: [ours.sample([p], Sampling(max_len_b=50 + args.new_tokens, batch_size=1), i)[0]
                                    for i, p in enumerate(prompts)])
         _, fsN = timed(lambda: fairseq_sample(hub, prompts, 0, args.new_tokens, args.prompts))
-        _, usN = timed(lambda: ours.sample(prompts, Sampling(max_len_b=50 + args.new_tokens, seed=0,
-                                                             batch_size=args.prompts)))
+        _, usN = timed(lambda: ours.sample(prompts, Sampling(max_len_b=50 + args.new_tokens,
+                                                             batch_size=args.prompts), 0))
         print(f"batch 1 tokens identical: {got1 == ref1}")
         print(f"fairseq, batch 1:            {fs1:8.1f} tokens/s")
         print(f"ours, batch 1:               {us1:8.1f} tokens/s  ({us1 / fs1:.2f}x fairseq batch 1)")

@@ -94,12 +94,16 @@ def test_unit_prompts_equal_fairseqs_own_generator_token_for_token(tmp_path, ulm
     assert all(g["prompt_units"] == given[i // 2] and g["units"][:len(given[i // 2])] == given[i // 2]
                for i, g in enumerate(got))  # the prompt is the prefix
     assert all(len(g["units"]) <= 40 for g in got) and any(len(g["units"]) > len(g["prompt_units"]) for g in got)
-    reference = fairseq_samples(ulm, [p for p in given for _ in range(2)], seed=3, temperature=0.9, max_len_b=40,
-                                batch_size=4)
+    sequences = [p for p in given for _ in range(2)]
+    # chunk b = sequences 4b..4b+3, seeded with --seed + b
+    reference = (fairseq_samples(ulm, sequences[:4], seed=3, temperature=0.9, max_len_b=40, batch_size=4)
+                 + fairseq_samples(ulm, sequences[4:], seed=4, temperature=0.9, max_len_b=40, batch_size=4))
     assert [g["units"] for g in got] == reference
     assert got[0]["units"] != got[1]["units"]  # two samples of one prompt differ
     record = json.loads((out / "continue.json").read_text())
-    assert record["sampling"] == {"temperature": 0.9, "max_len_a": 0.0, "max_len_b": 40, "seed": 3, "batch_size": 4}
+    assert record["sampling"] == {"temperature": 0.9, "max_len_a": 0.0, "max_len_b": 40, "max_len": None, "seed": 3,
+                                  "batch_size": 4}
+    assert record["lm_family"] == "gslm"
 
 
 def test_a_seed_fixes_the_outputs_and_another_changes_them(tmp_path, ulm, prompts):
@@ -245,3 +249,59 @@ def test_registry_lms_refuse_other_units_and_unsupported_ones_say_why(tmp_path, 
         continue_speech(ContinueSpec(lm="gslm-logmel-100-ulm", prompts=prompts, output=tmp_path / "o"))
     with pytest.raises(ModelUnavailable, match=f"models fetch {lm}"):
         continue_speech(ContinueSpec(lm=lm, prompts=prompts, output=tmp_path / "o"))
+
+
+def test_shards_and_resumed_runs_give_the_outputs_of_one_run(tmp_path, ulm, prompts):
+    """Chunk b (--batch-size sequences) is seeded with --seed + b: neither sharding nor resuming moves a sample."""
+    opts = ("--prompts", prompts, "--samples-per-prompt", "2", "--batch-size", "2", "--max-len-b", "30")
+    whole = tmp_path / "whole"
+    assert run(ulm, whole, *opts).returncode == 0
+    parts = whole / ".parts" / "continue"
+    assert sorted(p.name for p in parts.glob("*.json")) == [f"{b:06d}.{k}.json" for b in range(3)
+                                                           for k in ("done", "units")]
+    sharded = tmp_path / "sharded"
+    r = run(ulm, sharded, *opts, "--num-shards", "2", "--shard-index", "1")
+    assert r.returncode == 0 and "other shards still to run" in r.stdout
+    assert not (sharded / "continuations.jsonl").exists()
+    assert run(ulm, sharded, *opts, "--num-shards", "2", "--shard-index", "0").returncode == 0
+    assert (sharded / "continuations.jsonl").read_bytes() == (whole / "continuations.jsonl").read_bytes()
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(whole, resumed)
+    (resumed / "continuations.jsonl").unlink()
+    for kind in ("units", "done"):
+        (resumed / ".parts" / "continue" / f"000001.{kind}.json").unlink()
+    kept = (resumed / ".parts" / "continue" / "000000.units.json").stat().st_mtime_ns
+    assert run(ulm, resumed, *opts).returncode == 0
+    assert (resumed / "continuations.jsonl").read_bytes() == (whole / "continuations.jsonl").read_bytes()
+    assert (resumed / ".parts" / "continue" / "000000.units.json").stat().st_mtime_ns == kept  # not resampled
+
+    r = run(ulm, resumed, *opts[:-1], "31")
+    assert r.returncode == 1 and "holds another job's continuations (differing: sampling)" in r.stderr
+
+
+def test_a_killed_run_resumes_to_the_same_outputs(tmp_path, ulm):
+    import os
+    import signal
+    import time
+
+    many = tmp_path / "many.txt"
+    rng = random.Random(1)
+    many.write_text("".join(" ".join(str(rng.randrange(K)) for _ in range(rng.randint(2, 9))) + "\n"
+                            for _ in range(150)))
+    opts = ("--prompts", many, "--batch-size", "1", "--max-len-b", "30")
+    reference = tmp_path / "reference"
+    assert run(ulm, reference, *opts).returncode == 0
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "textless_stack.cli", "continue", "--lm", ulm, "-o", out, "--device", "cpu",
+            "--no-progress", *opts]
+    proc = subprocess.Popen([str(a) for a in args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while len(list((out / ".parts" / "continue").glob("*.done.json"))) < 5 and time.time() < deadline:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / ".parts" / "continue").glob("*.done.json")))
+    assert 5 <= done < 150 and not (out / "continuations.jsonl").exists()
+    assert run(ulm, out, *opts).returncode == 0
+    assert (out / "continuations.jsonl").read_bytes() == (reference / "continuations.jsonl").read_bytes()

@@ -226,3 +226,22 @@ def test_unit_lm_trained_in_the_image_then_continue(container, shared_dir):
     records = [json.loads(x) for x in outputs[0].splitlines()]
     assert [r["units"][:len(r["prompt_units"])] for r in records] == [[1, 2, 3], [4, 6, 8, 0]]
     assert all(len(r["units"]) > len(r["prompt_units"]) for r in records)
+
+
+def test_twist_speech_lm_continues_in_the_image(container, shared_dir):
+    """TWIST's half inside the image: transformers (from the lock) saves a tiny OPT speech LM with TWIST's
+    `offset`; `continue` loads it strictly and samples the same units twice with one seed."""
+    work = shared_dir("twist")
+    w = container.path(work, WORK)
+    (work / "prompts.txt").write_text("1 2 3\n4 0 2 1\n")
+    step(container, work, "python", "-c", "import sys; from textless_stack.testing.tiny_lms import make_twist; "
+         "make_twist(sys.argv[1], 'opt', units=5, offset=4)", f"{w}/lm")
+    outputs = []
+    for run in ("a", "b"):
+        step(container, work, None, "continue", "--lm", f"{w}/lm", "--prompts", f"{w}/prompts.txt",
+             "-o", f"{w}/out-{run}", "--seed", "5", "--device", "cpu", "--no-progress")
+        outputs.append((work / f"out-{run}" / "continuations.jsonl").read_text())
+    assert outputs[0] == outputs[1]
+    records = [json.loads(x) for x in outputs[0].splitlines()]
+    assert [r["units"][:len(r["prompt_units"])] for r in records] == [[1, 2, 3], [4, 0, 2, 1]]
+    assert [len(r["units"]) for r in records] == [9, 12] and all(0 <= u < 5 for r in records for u in r["units"])
