@@ -13,7 +13,6 @@ tests/fixtures/f0/ holds textlesslib's own output for the same audio (generate.p
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 FRAME_SPACE = 0.005   # seconds per F0 value (textlesslib's F0_FRAME_SPACE)
 _FRAME_LENGTH = 20.0  # ms
@@ -23,7 +22,14 @@ class F0Error(Exception):
     """This file's F0 cannot be computed or aligned; the run goes on with the others."""
 
 
-def track(wav: np.ndarray, rate: int = 16000) -> torch.Tensor:
+def track(wav: np.ndarray, rate: int = 16000) -> "torch.Tensor":
+    import torch
+
+    return torch.from_numpy(track_array(wav, rate)).float()
+
+
+def track_array(wav: np.ndarray, rate: int = 16000) -> np.ndarray:
+    """`track` with numpy alone (decoding workers import no torch)."""
     import amfm_decompy.basic_tools as basic
     import amfm_decompy.pYAAPT as pYAAPT
     from librosa.util import normalize
@@ -35,11 +41,13 @@ def track(wav: np.ndarray, rate: int = 16000) -> torch.Tensor:
                              frame_space=FRAME_SPACE * 1000, nccf_thresh1=0.25, tda_frame_length=25.0)
     except Exception as e:  # YAAPT fails on some inputs (e.g. shorter than its analysis windows)
         raise F0Error(f"F0 (YAAPT) failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-    return torch.from_numpy(pitch.samp_values).float()
+    return np.asarray(pitch.samp_values, dtype=np.float32)
 
 
-def per_unit(f0: torch.Tensor, durations: list[int], hop: int, rate: int = 16000) -> list[float]:
+def per_unit(f0: "torch.Tensor", durations: list[int], hop: int, rate: int = 16000) -> list[float]:
     """The mean voiced F0 under each unit; `hop`: samples per unit frame at `rate`."""
+    import torch
+
     ratio = hop / rate / FRAME_SPACE  # F0 values per frame: 4 for 50 Hz units, 8 for 25 Hz
     tolerance = 5 * ratio
     target = int(ratio * sum(durations))

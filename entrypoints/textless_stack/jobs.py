@@ -47,8 +47,11 @@ class FeaturesSpec:
     shard_index: int | None = None      # default: SLURM_ARRAY_TASK_ID
     num_shards: int | None = None       # default: SLURM_ARRAY_TASK_COUNT
     progress: bool = True
+    workers: int | None = None          # decoding processes (decoding.py); default: the task's CPUs
 
     def __post_init__(self):
+        if self.workers is not None and self.workers < 0:
+            raise UserError(f"--workers {self.workers}: a number of processes, 0 to decode in one thread")
         _one_of("features", self.features, ("none",) if isinstance(self, ResynthSpec) else ("npy", "dump", "none"))
         _one_of("save_dtype", self.save_dtype, ("float32", "float16"))
         _one_of("dtype", self.dtype, precision.DTYPES)
@@ -321,7 +324,7 @@ class Prepared:
             command=command, model_sha256=self.model_sha256, layer=self.layer, dtype=spec.dtype,
             max_chunk=self.encoder.max_chunk, units_sha256=self.units_sha256, deduplicate=spec.deduplicate,
             split=spec.split, num_shards=self.count, features=spec.features, save_dtype=spec.save_dtype,
-            frame_hop=self.encoder.geometry.hop, f0=spec.f0, **kw)
+            frame_hop=self.encoder.geometry.hop, f0=spec.f0, resampler=audio.resampler(), **kw)
 
 
 def features(spec: FeaturesSpec) -> pipeline.Summary:
@@ -335,7 +338,7 @@ def features(spec: FeaturesSpec) -> pipeline.Summary:
         return pipeline.run(pipeline.Job(
             items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
             deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
-            progress=spec.progress, f0=spec.f0,
+            progress=spec.progress, f0=spec.f0, workers=spec.workers,
         ))
 
 
@@ -392,7 +395,7 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
     return pipeline.run(pipeline.Job(
         items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
         deduplicate=spec.deduplicate, batch_seconds=prep.batch_seconds, progress=spec.progress,
-        synthesize=synthesize, sample_rate=rate, label="resynth",
+        synthesize=synthesize, sample_rate=rate, label="resynth", workers=spec.workers,
     ))
 
 

@@ -175,6 +175,7 @@ class JobRecord:
     frame_hop: int | None = None  # samples at 16 kHz per feature frame and unit (durations count frames)
     f0: bool = False             # units records carry per-unit F0 (Hz, 0 where unvoiced)
     streams: dict | None = None  # textlesslib's transcription files too: {"separator", "preserve_name"} (streams.py)
+    resampler: str | None = None  # what brought other rates to 16 kHz (audio.resampler()); it changes features
 
     @classmethod
     def read(cls, out: Path) -> "JobRecord | None":
@@ -241,7 +242,11 @@ class Layout:
             return
         # Not part of the identity: the transcription files are derived from the units JSONL at assembly, and
         # a record from before frame_hop gets it from the model's digest, which it already fixes.
-        comparable = replace(previous, streams=record.streams, frame_hop=previous.frame_hop or record.frame_hop)
+        comparable = replace(previous, streams=record.streams, frame_hop=previous.frame_hop or record.frame_hop,
+                             resampler=previous.resampler or record.resampler)
+        if previous.resampler is None and record.resampler:
+            log.warning("%s: this job began before the resampler was recorded (torchaudio's sinc then); files "
+                        "resampled from now on use %s", self.out, record.resampler)
         if comparable != record:
             changed = _differences(asdict(comparable), asdict(record))
             raise OutputError(f"{self.out} holds results of a different job ({', '.join(changed)} differ): "

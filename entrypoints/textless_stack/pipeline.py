@@ -2,7 +2,8 @@
 
 `resynth` is the same job with a vocoder at the end (units -> waveform per file).
 
-One direction only. Decoding runs one batch ahead in a thread while the model works.
+One direction only. Decoding (resampling, F0) runs AHEAD batches ahead in worker processes
+(decoding.py) while the model works; a writer thread writes the finished files behind it.
 """
 
 from __future__ import annotations
@@ -11,20 +12,21 @@ import logging
 import math
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import torch
 
-from . import audio, f0, inputs, outputs
+from . import audio, decoding, f0, inputs, outputs
 from .audio import AudioError
 from .encoder import DenseEncoder
 from .errors import Terminated
 from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
+
+AHEAD = 2  # batches decoded ahead of the model: bounds the memory waiting (decoding.py)
 
 @dataclass
 class Job:
@@ -41,6 +43,7 @@ class Job:
     sample_rate: int = 0
     label: str = "features"
     f0: bool = False    # per-unit F0 (f0.py), computed while decoding, with durations in every record
+    workers: int | None = None  # decoding processes; None: the task's CPUs (one thread for small shards)
 
 
 @dataclass
@@ -109,24 +112,38 @@ def _run(job: Job, summary: Summary) -> None:
             _fail(job, summary, item, str(e))
     batches = _plan(planned, job.batch_seconds, job.encoder.max_chunk)
     total = sum(p.samples for p in planned) / audio.SAMPLE_RATE
-    pool = ThreadPoolExecutor(max_workers=1)
+    workers = decoding.default_workers() if job.workers is None else job.workers
+    if job.workers is None and total < decoding.POOL_MIN_SECONDS:
+        workers = 0
+    log.info("decoding%s in %s", " and F0" if job.f0 else "",
+             f"{workers} worker processes" if workers else "one thread")
+    decoder, writer = decoding.Decoder(workers, job.f0), _Writer()
     try:
         with _progress(total, job.progress) as bar:
-            pending = pool.submit(_decode, batches[0], job.f0) if batches else None
-            for i in range(len(batches)):
-                decoded = pending.result()
-                pending = pool.submit(_decode, batches[i + 1], job.f0) if i + 1 < len(batches) else None
-                for item, error in decoded.errors:
-                    _fail(job, summary, item, error)
-                for _, d in decoded.ok:
-                    summary.resampled[d.rate] += d.rate != audio.SAMPLE_RATE
-                    summary.downmixed += d.channels > 1
+            for batch in batches[:AHEAD]:
+                decoder.submit([str(p.item.path) for p in batch])
+            for i, batch in enumerate(batches):
+                results = decoder.next()
+                if i + AHEAD < len(batches):
+                    decoder.submit([str(p.item.path) for p in batches[i + AHEAD]])
+                ok, tracks = [], {}
+                for p, r in zip(batch, results):
+                    if r.error is not None:
+                        _fail(job, summary, p.item, r.error)
+                        continue
+                    summary.resampled[r.rate] += r.rate != audio.SAMPLE_RATE
+                    summary.downmixed += r.channels > 1
+                    ok.append((p.item, torch.from_numpy(r.wav)))
+                    if r.f0 is not None:
+                        tracks[p.item.key] = torch.from_numpy(r.f0)
                 summary.resampled = +summary.resampled  # drop the zero counts
-                if decoded.ok:
-                    _encode_and_write(job, summary, [(item, d.wav) for item, d in decoded.ok], decoded.f0)
-                bar.update(sum(p.samples for p in batches[i]) / audio.SAMPLE_RATE)
-    finally:  # on SIGTERM, do not wait for the next batch's decoding
-        pool.shutdown(wait=False, cancel_futures=True)
+                if ok:
+                    _encode_and_write(job, summary, ok, tracks, writer)
+                bar.update(sum(p.samples for p in batch) / audio.SAMPLE_RATE)
+            writer.drain()
+    finally:  # on SIGTERM, do not wait for the next batches' decoding
+        decoder.close()
+        writer.close()
     job.layout.assemble([it.key for it in job.items])
     summary.wall_seconds = time.perf_counter() - started
 
@@ -156,29 +173,8 @@ def _plan(planned: list[_Planned], batch_seconds: float, max_chunk: int) -> list
     return batches
 
 
-@dataclass
-class _Decoded:
-    ok: list[tuple[inputs.Item, audio.Decoded]]
-    errors: list[tuple[inputs.Item, str]]
-    f0: dict[str, torch.Tensor]  # key -> F0 track, when asked for
-
-
-def _decode(batch: list[_Planned], with_f0: bool = False) -> _Decoded:
-    """In the decoding thread: audio, and the F0 track (slow, YAAPT) off the model's path."""
-    ok, errors, tracks = [], [], {}
-    for p in batch:
-        try:
-            decoded = audio.decode(p.item.path)
-            if with_f0:
-                tracks[p.item.key] = f0.track(decoded.wav.numpy())
-            ok.append((p.item, decoded))
-        except (AudioError, f0.F0Error) as e:
-            errors.append((p.item, str(e)))
-    return _Decoded(ok, errors, tracks)
-
-
 def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item, torch.Tensor]],
-                      tracks: dict[str, torch.Tensor]) -> None:
+                      tracks: dict[str, torch.Tensor], writer: "_Writer") -> None:
     enc = job.encoder
     usable, rows, owners = [], [], []
     for item, wav in batch:
@@ -200,7 +196,7 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
             return
         log.warning("batch of %d files failed (%s): retrying one by one", len(usable), str(e).splitlines()[0])
         for one in usable:
-            _encode_and_write(job, summary, [one], tracks)
+            _encode_and_write(job, summary, [one], tracks, writer)
         return
     per_file = [[] for _ in usable]
     for owner, f in zip(owners, feats):
@@ -208,7 +204,7 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
     for (item, wav), parts in zip(usable, per_file):
         features = torch.cat(parts, 0)
         try:
-            _write(job, item, features, tracks.get(item.key))
+            writer.submit(_write(job, item, features, tracks.get(item.key)))
         except _FileFailed as e:
             _fail(job, summary, item, str(e))
             continue
@@ -222,19 +218,21 @@ class _FileFailed(Exception):
     pass
 
 
-def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Tensor | None = None) -> None:
-    layout = job.layout
+def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Tensor | None = None) -> Callable:
+    """Compute what this file's outputs hold (units, F0, speech) here; return the writing of them, which the
+    writer thread does. A file that fails here has nothing written."""
+    layout, key, saves = job.layout, item.key, []
     if job.quantizer is not None:
         units = job.quantizer(features)
         if job.synthesize is not None:
             try:
-                waveform = job.synthesize(item.key, units)
+                waveform = job.synthesize(key, units)
             except Exception as e:  # one file's units the vocoder cannot render (e.g. too short)
                 raise _FileFailed(f"vocoder failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
-            outputs.save_wav(layout.wav_part(item.key), waveform, job.sample_rate)
+            saves.append(lambda: outputs.save_wav(layout.wav_part(key), waveform, job.sample_rate))
         if layout.units:
             # fields a manifest carries along, except the ones computed here
-            record = {"path": item.key, **{k: v for k, v in item.extra.items() if k not in _COMPUTED}}
+            record = {"path": key, **{k: v for k, v in item.extra.items() if k not in _COMPUTED}}
             if job.deduplicate:
                 record["units"], record["durations"] = deduplicate(units)
             else:
@@ -246,10 +244,43 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Ten
                     record["f0"] = f0.per_unit(track, record["durations"], job.encoder.geometry.hop)
                 except f0.F0Error as e:
                     raise _FileFailed(str(e)) from None
-            outputs.save_json(layout.units_part(item.key), record)
+            saves.append(lambda: outputs.save_json(layout.units_part(key), record))
     if layout.features != "none":
-        outputs.save_npy(layout.features_part(item.key), features.numpy().astype(job.save_dtype))
-    layout.error_part(item.key).unlink(missing_ok=True)
+        array = features.numpy().astype(job.save_dtype)
+        saves.append(lambda: outputs.save_npy(layout.features_part(key), array))
+    saves.append(lambda: layout.error_part(key).unlink(missing_ok=True))
+
+    def write() -> None:
+        for save in saves:
+            save()
+    return write
+
+
+class _Writer:
+    """One thread that writes finished files while the model works on the next batch. At most DEPTH files
+    wait; a write that fails (a full disk) is raised here, in the job's thread, at the next submit or at the
+    end. Every write is atomic (outputs.atomic), so a kill leaves whole files or none."""
+
+    DEPTH = 16
+
+    def __init__(self):
+        from collections import deque
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.pool, self.pending = ThreadPoolExecutor(max_workers=1, thread_name_prefix="writer"), deque()
+
+    def submit(self, write: Callable) -> None:
+        while self.pending and (self.pending[0].done() or len(self.pending) >= self.DEPTH):
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(write))
+
+    def drain(self) -> None:
+        while self.pending:
+            self.pending.popleft().result()
+
+    def close(self) -> None:
+        """Let the writes already handed over finish (a few files; on SIGTERM too), start no more."""
+        self.pool.shutdown(wait=True, cancel_futures=False)
 
 
 def _fail(job: Job, summary: Summary, item: inputs.Item, reason: str) -> None:

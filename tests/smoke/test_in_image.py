@@ -107,8 +107,9 @@ def test_features_on_legacy_checkpoint_match_the_local_environment(container, le
     out = shared_dir("out")
     binds = [(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")]
     r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
-                       "--no-progress"], binds=binds)
+                       "--workers", "2", "--no-progress"], binds=binds)  # decoded in worker processes there
     assert r.returncode == 0, r.stderr
+    assert "decoding in 2 worker processes" in r.stderr
     from textless_stack.jobs import FeaturesSpec, features
 
     local = tmp_path / "local"
@@ -128,7 +129,7 @@ def test_bad_input_in_the_image(container, legacy_checkpoints, shared_audio, sha
     out = shared_dir("out")
     binds = [(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")]
     r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2",
-                       "--no-progress"], binds=binds)
+                       "--workers", "2", "--no-progress"], binds=binds)
     assert r.returncode == 2, r.stderr
     errors = [json.loads(x) for x in (out / "all_0_1.errors.jsonl").read_text().splitlines()]
     assert {e["path"] for e in errors} == {"broken.wav", "short.wav"}
@@ -143,8 +144,8 @@ def test_nothing_is_written_outside_tmp_and_binds(sealed_container, legacy_check
     container = sealed_container
     audio = shared_audio("in", {"x.wav": 0.8})
     out = shared_dir("out")
-    r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2", "--no-progress"],
-                      binds=[(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")],
+    r = container.run(["features", "/in", "-o", "/out", "--model", "/ckpt/legacy.pt", "--layer", "2", "--workers", "2",
+                       "--no-progress"], binds=[(audio, "/in"), (out, "/out"), (legacy_checkpoints, "/ckpt")],
                       env={"HOME": "/nonexistent"})
     assert r.returncode == 0, r.stderr
     code = ("import importlib.util, textless_stack.cli, fairseq, hydra, omegaconf, librosa, numba\n"

@@ -1,0 +1,138 @@
+"""Audio decoding, resampling and F0 off the model's path: in worker processes, a bounded window ahead.
+
+Each file is decoded by the same function wherever it runs (`decode_one`: soundfile, soxr, YAAPT; numpy
+only, single-threaded), so the outputs do not depend on the number of workers. Results come back in the order the files were planned.
+A worker that dies (a decoder crash, the OOM killer, kill -9) fails its file, not the job: the pool is
+started again and the files it held are retried, each suspect one alone first.
+
+Memory: at most `ahead` batches of decoded audio wait in memory (float32 at 16 kHz, 64 kB per audio
+second; with the default 2 batches of --batch-seconds each, that is 2 x batch-seconds x 64 kB, plus one
+file per worker in flight).
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from collections import deque
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+# Below this much audio in a shard, worker processes cost more to start (each imports torch) than they save.
+POOL_MIN_SECONDS = 60.0
+
+
+def default_workers() -> int:
+    """The CPUs this task was given: SLURM's count, else this process's CPU affinity."""
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    if slurm.isdigit() and int(slurm) > 0:
+        return int(slurm)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+@dataclass
+class Result:
+    """One file: its waveform (float32 at 16 kHz), the file's own rate and channels, its F0 track;
+    or why it failed."""
+    wav: np.ndarray | None = None
+    rate: int = 0
+    channels: int = 0
+    f0: np.ndarray | None = None
+    error: str | None = None
+
+
+def decode_one(path: str, with_f0: bool) -> Result:
+    """Runs in a worker (or the decoding thread)."""
+    from . import audio, f0
+    from .audio import AudioError
+
+    try:
+        wav, rate, channels = audio.read(path)
+        return Result(wav, rate, channels, f0.track_array(wav) if with_f0 else None)
+    except (AudioError, f0.F0Error) as e:
+        return Result(error=str(e))
+    except Exception as e:  # noqa: BLE001 - any decoder failure is this file's, e.g. MemoryError on a huge file
+        return Result(error=f"decoding failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+
+# Imported once by the fork server, so each worker starts at once; workers import no torch.
+_PRELOAD = ["textless_stack.decoding", "textless_stack.audio", "numpy", "soundfile", "soxr"]
+_PRELOAD_F0 = ["textless_stack.f0", "amfm_decompy.pYAAPT", "librosa.util"]
+
+
+class Decoder:
+    """decoder.submit(paths) per batch, in plan order; decoder.next() returns the oldest batch's results.
+
+    workers == 0 decodes in one thread of this process (nothing to start: small jobs, debugging)."""
+
+    def __init__(self, workers: int, with_f0: bool):
+        self.workers, self.with_f0 = workers, with_f0
+        self.pool, self.generation = None, 0
+        self.queue: deque[list[tuple[str, Future, int]]] = deque()
+        self._start()
+
+    def _start(self) -> None:
+        self.generation += 1
+        if self.workers == 0:
+            self.pool = ThreadPoolExecutor(max_workers=1)
+        else:
+            # forkserver: workers fork from a clean server process, not from this one's torch threads
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload(_PRELOAD + (_PRELOAD_F0 if self.with_f0 else []))
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+
+    def _submit(self, path: str) -> tuple[str, Future, int]:
+        try:
+            return path, self.pool.submit(decode_one, path, self.with_f0), self.generation
+        except BrokenProcessPool:  # a worker died since the last look: the files it held are retried in next()
+            log.warning("a decoding worker died; the files it held are decoded again")
+            self._restart()
+            return path, self.pool.submit(decode_one, path, self.with_f0), self.generation
+
+    def submit(self, paths: list[str]) -> None:
+        self.queue.append([self._submit(p) for p in paths])
+
+    def next(self) -> list[Result]:
+        batch = self.queue.popleft()
+        results = []
+        for path, future, generation in batch:
+            while True:
+                try:
+                    results.append(future.result())
+                    break
+                except BrokenProcessPool:
+                    if generation != self.generation:  # held by a pool that died already: decode it again
+                        _, future, generation = self._submit(path)
+                        continue
+                    results.append(self._suspect(path))
+                    break
+        return results
+
+    def _suspect(self, path: str) -> Result:
+        """The pool died while this file was in it: restart, and decode it alone. If it kills a worker again,
+        it is the file's fault: it fails, and the job goes on."""
+        log.warning("a decoding worker died; the files it held are decoded again")
+        self._restart()
+        try:
+            return self.pool.submit(decode_one, path, self.with_f0).result()
+        except BrokenProcessPool:
+            self._restart()
+            return Result(error="the decoding process died on this file (a crash in the decoder, or killed)")
+
+    def _restart(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self._start()
+
+    def close(self) -> None:
+        """Do not wait for files still decoding (on SIGTERM, or an error)."""
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.queue.clear()
