@@ -64,8 +64,13 @@ def decode_one(path: str, with_f0: bool) -> Result:
         return Result(error=f"decoding failed: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
 
 
+def _alive() -> bool:
+    return True
+
+
 # Imported once by the fork server, so each worker starts at once; workers import no torch.
-_PRELOAD = ["textless_stack.decoding", "textless_stack.audio", "numpy", "soundfile", "soxr"]
+# "__main__": the server imports the main module once; otherwise every worker imports it again.
+_PRELOAD = ["__main__", "textless_stack.decoding", "textless_stack.audio", "numpy", "soundfile", "soxr"]
 _PRELOAD_F0 = ["textless_stack.f0", "amfm_decompy.pYAAPT", "librosa.util"]
 
 
@@ -126,7 +131,21 @@ class Decoder:
             return self.pool.submit(decode_one, path, self.with_f0).result()
         except BrokenProcessPool:
             self._restart()
+            if not self._workers_run():  # not this file: no worker can run here at all
+                log.warning("decoding worker processes cannot run here (each dies before any work): "
+                            "decoding in one thread instead")
+                self.workers = 0
+                self._restart()
+                for pending in self.queue:
+                    pending[:] = [self._submit(p) for p, _, _ in pending]
+                return self.pool.submit(decode_one, path, self.with_f0).result()
             return Result(error="the decoding process died on this file (a crash in the decoder, or killed)")
+
+    def _workers_run(self) -> bool:
+        try:
+            return self.pool.submit(_alive).result()
+        except BrokenProcessPool:
+            return False
 
     def _restart(self) -> None:
         self.pool.shutdown(wait=False, cancel_futures=True)

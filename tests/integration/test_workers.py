@@ -115,3 +115,23 @@ def _decoding_workers(parent: int) -> list[int]:
         except OSError:
             return []
     return [w for server in children(parent) for w in children(server)]
+
+
+NO_WORKERS = '''
+import os, sys
+if sys.argv[:1] == ["-c"]:  # the fork server (python -c ...): every process forked from it dies at once
+    os.register_at_fork(after_in_child=lambda: os._exit(1))
+'''
+
+
+def test_where_no_worker_can_run_decoding_falls_back_to_one_thread(tmp_path, corpus, tiny_hubert):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(NO_WORKERS)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    out = tmp_path / "out"
+    r = cli("features", corpus, "-o", out, "--model", tiny_hubert, "--layer", LAYER, "--device", "cpu",
+            "--batch-seconds", "4", "--workers", "2", "--no-progress", env=env)
+    assert r.returncode == 0, r.stderr
+    assert "decoding worker processes cannot run here" in r.stderr
+    assert len(list((out / "features").rglob("*.npy"))) == len(SPEC)
