@@ -5,9 +5,8 @@ only, single-threaded), so the outputs do not depend on the number of workers. R
 A worker that dies (a decoder crash, the OOM killer, kill -9) fails its file, not the job: the pool is
 started again and the files it held are retried, each suspect one alone first.
 
-Memory: at most `ahead` batches of decoded audio wait in memory (float32 at 16 kHz, 64 kB per audio
-second; with the default 2 batches of --batch-seconds each, that is 2 x batch-seconds x 64 kB, plus one
-file per worker in flight).
+Memory: the pipeline keeps max(2 batches, 60 s x workers) of audio decoding ahead of the model (float32
+at 16 kHz, 64 kB per audio second: 2 x --batch-seconds x 64 kB, or 3.8 MB per worker, whichever is more).
 """
 
 from __future__ import annotations
@@ -15,6 +14,8 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import shutil
+import tempfile
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -42,22 +43,36 @@ def default_workers() -> int:
 @dataclass
 class Result:
     """One file: its waveform (float32 at 16 kHz), the file's own rate and channels, its F0 track;
-    or why it failed."""
+    or why it failed. From a worker process the waveform comes through `spill`, a file in the job's
+    temporary directory (tmpfs in the images): a pipe would copy it through many small writes."""
     wav: np.ndarray | None = None
     rate: int = 0
     channels: int = 0
     f0: np.ndarray | None = None
     error: str | None = None
+    spill: str | None = None
+
+    def waveform(self) -> np.ndarray:
+        if self.wav is None and self.spill is not None:
+            self.wav = np.fromfile(self.spill, dtype=np.float32)
+            os.unlink(self.spill)
+        return self.wav
 
 
-def decode_one(path: str, with_f0: bool) -> Result:
+def decode_one(path: str, with_f0: bool, spill_dir: str | None = None) -> Result:
     """Runs in a worker (or the decoding thread)."""
     from . import audio, f0
     from .audio import AudioError
 
     try:
         wav, rate, channels = audio.read(path)
-        return Result(wav, rate, channels, f0.track_array(wav) if with_f0 else None)
+        track = f0.track_array(wav) if with_f0 else None
+        if spill_dir is None:
+            return Result(wav, rate, channels, track)
+        fd, spill = tempfile.mkstemp(dir=spill_dir, suffix=".f32")
+        with os.fdopen(fd, "wb") as f:
+            wav.tofile(f)
+        return Result(None, rate, channels, track, spill=spill)
     except (AudioError, f0.F0Error) as e:
         return Result(error=str(e))
     except Exception as e:  # noqa: BLE001 - any decoder failure is this file's, e.g. MemoryError on a huge file
@@ -83,13 +98,16 @@ class Decoder:
         self.workers, self.with_f0 = workers, with_f0
         self.pool, self.generation = None, 0
         self.queue: deque[list[tuple[str, Future, int]]] = deque()
+        self.spill_dir = tempfile.mkdtemp(prefix="textless-decoded.") if workers else None
         self._start()
 
     def _start(self) -> None:
         self.generation += 1
         if self.workers == 0:
             self.pool = ThreadPoolExecutor(max_workers=1)
+            self.spill = None
         else:
+            self.spill = self.spill_dir
             # forkserver: workers fork from a clean server process, not from this one's torch threads
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_PRELOAD + (_PRELOAD_F0 if self.with_f0 else []))
@@ -97,11 +115,11 @@ class Decoder:
 
     def _submit(self, path: str) -> tuple[str, Future, int]:
         try:
-            return path, self.pool.submit(decode_one, path, self.with_f0), self.generation
+            return path, self.pool.submit(decode_one, path, self.with_f0, self.spill), self.generation
         except BrokenProcessPool:  # a worker died since the last look: the files it held are retried in next()
             log.warning("a decoding worker died; the files it held are decoded again")
             self._restart()
-            return path, self.pool.submit(decode_one, path, self.with_f0), self.generation
+            return path, self.pool.submit(decode_one, path, self.with_f0, self.spill), self.generation
 
     def submit(self, paths: list[str]) -> None:
         self.queue.append([self._submit(p) for p in paths])
@@ -128,7 +146,7 @@ class Decoder:
         log.warning("a decoding worker died; the files it held are decoded again")
         self._restart()
         try:
-            return self.pool.submit(decode_one, path, self.with_f0).result()
+            return self.pool.submit(decode_one, path, self.with_f0, self.spill).result()
         except BrokenProcessPool:
             self._restart()
             if not self._workers_run():  # not this file: no worker can run here at all
@@ -138,7 +156,7 @@ class Decoder:
                 self._restart()
                 for pending in self.queue:
                     pending[:] = [self._submit(p) for p, _, _ in pending]
-                return self.pool.submit(decode_one, path, self.with_f0).result()
+                return self.pool.submit(decode_one, path, self.with_f0, self.spill).result()
             return Result(error="the decoding process died on this file (a crash in the decoder, or killed)")
 
     def _workers_run(self) -> bool:
@@ -152,6 +170,8 @@ class Decoder:
         self._start()
 
     def close(self) -> None:
-        """Do not wait for files still decoding (on SIGTERM, or an error)."""
+        """Do not wait for files still decoding (on SIGTERM, or an error); remove what they spilled."""
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.queue.clear()
+        if self.spill_dir:
+            shutil.rmtree(self.spill_dir, ignore_errors=True)

@@ -98,7 +98,7 @@ class DenseEncoder:
     @torch.inference_mode()
     def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features [frames, dim] (float32, on CPU) for each 1-D chunk, in one padded forward pass."""
-        batch, lengths = pad_batch(chunks)
+        batch, lengths = pad_batch(chunks, pin=self.device.type == "cuda")
         if self.cpu_forward is not None:
             x, frames = self.cpu_forward(batch, lengths)
         else:
@@ -157,26 +157,34 @@ def _zero_padded_after_pos_batch_norm(encoder, padded: torch.Tensor):
         handle.remove()
 
 
-def pad_batch(chunks: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-    """1-D chunks -> a zero-padded float32 batch [B, longest] and the lengths [B]."""
+def pad_batch(chunks: list[torch.Tensor], pin: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """1-D chunks -> a zero-padded float32 batch [B, longest] and the lengths [B]; in pinned memory for
+    a non-blocking copy to CUDA when pin is set."""
     lengths = torch.tensor([c.numel() for c in chunks])
-    batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32)
+    batch = torch.zeros(len(chunks), int(lengths.max()), dtype=torch.float32, pin_memory=pin)
     for i, c in enumerate(chunks):
         batch[i, : c.numel()] = c
     return batch, lengths
 
 
 def _masked_group_norm(gn: nn.GroupNorm, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """GroupNorm over time that sees only each item's valid frames: the module itself, item by item.
-
-    Unpadded items (and batches of one) take the fused kernel on the whole tensor; a padded item
-    is normalised on its valid prefix alone, exactly as the unbatched model would see it.
-    """
-    t = x.shape[-1]
-    lengths = valid.tolist()
-    if all(n == t for n in lengths):
+    """GroupNorm over time that sees only each item's valid frames, as the unbatched model would: statistics
+    over the valid prefix of each item, padding left at zero. One vectorised pass for the whole batch
+    (no loop over items, nothing synchronised per item), in float32 like autocast's group_norm.
+    Unpadded batches take the module's fused kernel."""
+    b, c, t = x.shape
+    if bool((valid == t).all()):
         return gn(x)
-    out = torch.zeros_like(x)
-    for i, n in enumerate(lengths):
-        out[i:i + 1, :, :n] = gn(x[i:i + 1, :, :n])
-    return out
+    g = gn.num_groups
+    mask = (torch.arange(t, device=x.device)[None, :] < valid[:, None]).to(torch.float32)  # [B, T]
+    m4 = mask[:, None, None, :]
+    count = (valid.to(torch.float32) * (c // g))[:, None, None, None]
+    xg = x.float().reshape(b, g, c // g, t)
+    mean = (xg * m4).sum((2, 3), keepdim=True) / count
+    centered = (xg - mean).mul_(m4)
+    var = centered.square().sum((2, 3), keepdim=True) / count
+    y = centered.mul_(torch.rsqrt(var + gn.eps)).reshape(b, c, t)
+    if gn.affine:
+        y = y.mul_(gn.weight.float()[None, :, None]).add_(gn.bias.float()[None, :, None])
+    y = y.mul_(mask[:, None, :])
+    return y if torch.is_autocast_enabled(x.device.type) else y.to(x.dtype)

@@ -26,7 +26,9 @@ from .kmeans import deduplicate
 
 log = logging.getLogger(__name__)
 
-AHEAD = 2  # batches decoded ahead of the model: bounds the memory waiting (decoding.py)
+# Decoded ahead of the model: two batches, or a minute of audio per worker if that is more (workers need
+# a deep queue to stay busy). That bounds the memory waiting: 64 kB per audio second (decoding.py).
+AHEAD_BATCHES, AHEAD_SECONDS_PER_WORKER = 2, 60.0
 
 @dataclass
 class Job:
@@ -120,12 +122,15 @@ def _run(job: Job, summary: Summary) -> None:
     decoder, writer = decoding.Decoder(workers, job.f0), _Writer()
     try:
         with _progress(total, job.progress) as bar:
-            for batch in batches[:AHEAD]:
-                decoder.submit([str(p.item.path) for p in batch])
-            for i, batch in enumerate(batches):
+            ahead = max(AHEAD_BATCHES * job.batch_seconds, AHEAD_SECONDS_PER_WORKER * workers) * audio.SAMPLE_RATE
+            submitted, in_flight = 0, 0
+            for batch in batches:
+                while submitted < len(batches) and (in_flight < ahead or not decoder.queue):
+                    decoder.submit([str(p.item.path) for p in batches[submitted]])
+                    in_flight += sum(p.samples for p in batches[submitted])
+                    submitted += 1
                 results = decoder.next()
-                if i + AHEAD < len(batches):
-                    decoder.submit([str(p.item.path) for p in batches[i + AHEAD]])
+                in_flight -= sum(p.samples for p in batch)
                 ok, tracks = [], {}
                 for p, r in zip(batch, results):
                     if r.error is not None:
@@ -133,7 +138,7 @@ def _run(job: Job, summary: Summary) -> None:
                         continue
                     summary.resampled[r.rate] += r.rate != audio.SAMPLE_RATE
                     summary.downmixed += r.channels > 1
-                    ok.append((p.item, torch.from_numpy(r.wav)))
+                    ok.append((p.item, torch.from_numpy(r.waveform())))
                     if r.f0 is not None:
                         tracks[p.item.key] = torch.from_numpy(r.f0)
                 summary.resampled = +summary.resampled  # drop the zero counts
