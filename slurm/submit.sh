@@ -12,8 +12,8 @@
 #   --tasks LIST           only these array indices (e.g. 3,7 to redo two shards; default 0-(N-1))
 #   --max-running K        at most K tasks at once (the array's %K)
 #   --gpus G               GPUs per task (--gres=gpu:G; default 0: CPU)
-#   --cpus C, --mem M, --time T, --partition P, --account A   resources per task (C CPUs: C decoding
-#                          workers, `features --workers C`, and the model's threads)
+#   --cpus C, --mem M, --time T, --partition P, --account A   resources per task (C CPUs: the model's
+#                          threads on CPU; with --gpus, C decoding workers, `features --workers C`)
 #   --models DIR           model cache (prefetched on a login node: `textless-stack models fetch`)
 #   --bind DIR             a directory the job reads (the corpus); repeatable
 #   --sbatch ARG           any other sbatch argument, for both jobs; repeatable

@@ -25,7 +25,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-# Below this much audio in a shard, worker processes cost more to start (each imports torch) than they save.
+# Below this much audio in a shard, worker processes cost more to start than they save.
 POOL_MIN_SECONDS = 60.0
 
 

@@ -114,9 +114,11 @@ def _run(job: Job, summary: Summary) -> None:
             _fail(job, summary, item, str(e))
     batches = _plan(planned, job.batch_seconds, job.encoder.max_chunk)
     total = sum(p.samples for p in planned) / audio.SAMPLE_RATE
-    workers = decoding.default_workers() if job.workers is None else job.workers
-    if job.workers is None and total < decoding.POOL_MIN_SECONDS:
-        workers = 0
+    workers = job.workers
+    if workers is None:  # on CPU the model needs every core, and decoding alone costs little: one thread,
+        # unless F0 (YAAPT, slower than the model) is asked for
+        on_gpu = getattr(getattr(job.encoder, "device", None), "type", "cpu") == "cuda"
+        workers = decoding.default_workers() if (on_gpu or job.f0) and total >= decoding.POOL_MIN_SECONDS else 0
     log.info("decoding%s in %s", " and F0" if job.f0 else "",
              f"{workers} worker processes" if workers else "one thread")
     decoder, writer = decoding.Decoder(workers, job.f0), _Writer()

@@ -69,13 +69,13 @@ def reference_loop(model, files, out: Path, device) -> float:
     return time.perf_counter() - t
 
 
-def ours(model, corpus: Path, out: Path, device, dtype: str, batch_seconds: float) -> float:
+def ours(model, corpus: Path, out: Path, device, dtype: str, batch_seconds: float, workers=None) -> float:
     from textless_stack import inputs, outputs, pipeline
     from textless_stack.encoder import DenseEncoder
 
     job = pipeline.Job(items=inputs.collect(str(corpus)), layout=outputs.Layout(out, "npy", False, "bench", 0, 1),
                        encoder=DenseEncoder(model, 6, False, device, dtype), batch_seconds=batch_seconds,
-                       progress=False)
+                       progress=False, workers=workers)
     t = time.perf_counter()
     pipeline.run(job)
     sync(device)
@@ -87,6 +87,8 @@ def main():
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch-seconds", default=None, help="comma-separated batch sizes to run the low precision at")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="decoding processes (default: the product's, the CPUs; 0: one thread)")
     args = ap.parse_args()
     device = torch.device(args.device)
     from textless_stack.testing import tiny
@@ -118,8 +120,9 @@ def main():
         runs = {}
         for name, fn in [
             ("reference fp32 (per file)", lambda o: reference_loop(model, files, o, device)),
-            (f"ours fp32 (batch {batch32:.0f} s)", lambda o: ours(build(), corpus, o, device, "fp32", batch32)),
-        ] + [(f"ours {low} (batch {b:.0f} s)", lambda o, b=b: ours(build(), corpus, o, device, low, b))
+            (f"ours fp32 (batch {batch32:.0f} s)", lambda o: ours(build(), corpus, o, device, "fp32", batch32,
+                                                                   args.workers)),
+        ] + [(f"ours {low} (batch {b:.0f} s)", lambda o, b=b: ours(build(), corpus, o, device, low, b, args.workers))
              for b in low_batches]:
             out = Path(tmp) / "runs" / str(len(runs))
             out.mkdir(parents=True)

@@ -30,7 +30,7 @@ def add_run_arguments(p) -> None:
     p.add_argument("--shard-index", type=int, default=None)
     p.add_argument("--num-shards", type=int, default=None)
     p.add_argument("--workers", type=int, default=None,
-                   help="processes decoding, resampling and computing F0 ahead of the model (default: the task's "
-                        "CPUs, SLURM_CPUS_PER_TASK else the CPU affinity; one thread below 60 s of audio; 0: one "
-                        "thread). Outputs do not depend on it")
+                   help="processes decoding, resampling and computing F0 ahead of the model (default on CUDA, or with "
+                        "--f0: the task's CPUs, SLURM_CPUS_PER_TASK else the CPU affinity; otherwise, and below 60 s "
+                        "of audio: 0, one thread, since the model needs the cores). Outputs do not depend on it")
     p.add_argument("--no-progress", dest="progress", action="store_false")
