@@ -89,64 +89,64 @@ _PRELOAD = ["__main__", "textless_stack.decoding", "textless_stack.audio", "nump
 _PRELOAD_F0 = ["textless_stack.f0", "amfm_decompy.pYAAPT", "librosa.util"]
 
 
+def decode_many(paths: list[str], with_f0: bool, spill_dir: str | None = None) -> list[Result]:
+    """A batch's files in one task: one round trip to the worker per batch, not per file."""
+    return [decode_one(p, with_f0, spill_dir) for p in paths]
+
+
 class Decoder:
     """decoder.submit(paths) per batch, in plan order; decoder.next() returns the oldest batch's results.
+    A batch is one task for one worker; the workers decode different batches at once.
 
     workers == 0 decodes in one thread of this process (nothing to start: small jobs, debugging)."""
 
     def __init__(self, workers: int, with_f0: bool):
         self.workers, self.with_f0 = workers, with_f0
-        self.pool, self.generation = None, 0
-        self.queue: deque[list[tuple[str, Future, int]]] = deque()
+        self.pool, self.generation, self.spill = None, 0, None
+        self.queue: deque[tuple[list[str], Future, int]] = deque()
         self.spill_dir = tempfile.mkdtemp(prefix="textless-decoded.") if workers else None
         self._start()
 
     def _start(self) -> None:
         self.generation += 1
         if self.workers == 0:
-            self.pool = ThreadPoolExecutor(max_workers=1)
-            self.spill = None
+            self.pool, self.spill = ThreadPoolExecutor(max_workers=1), None
         else:
-            self.spill = self.spill_dir
             # forkserver: workers fork from a clean server process, not from this one's torch threads
             context = multiprocessing.get_context("forkserver")
             context.set_forkserver_preload(_PRELOAD + (_PRELOAD_F0 if self.with_f0 else []))
             self.pool = ProcessPoolExecutor(self.workers, mp_context=context)
+            self.spill = self.spill_dir
 
-    def _submit(self, path: str) -> tuple[str, Future, int]:
+    def _submit(self, paths: list[str]) -> tuple[list[str], Future, int]:
         try:
-            return path, self.pool.submit(decode_one, path, self.with_f0, self.spill), self.generation
-        except BrokenProcessPool:  # a worker died since the last look: the files it held are retried in next()
+            return paths, self.pool.submit(decode_many, paths, self.with_f0, self.spill), self.generation
+        except BrokenProcessPool:  # a worker died since the last look: the batches it held are retried in next()
             log.warning("a decoding worker died; the files it held are decoded again")
             self._restart()
-            return path, self.pool.submit(decode_one, path, self.with_f0, self.spill), self.generation
+            return paths, self.pool.submit(decode_many, paths, self.with_f0, self.spill), self.generation
 
     def submit(self, paths: list[str]) -> None:
-        self.queue.append([self._submit(p) for p in paths])
+        self.queue.append(self._submit(paths))
 
     def next(self) -> list[Result]:
-        batch = self.queue.popleft()
-        results = []
-        for path, future, generation in batch:
-            while True:
-                try:
-                    results.append(future.result())
-                    break
-                except BrokenProcessPool:
-                    if generation != self.generation:  # held by a pool that died already: decode it again
-                        _, future, generation = self._submit(path)
-                        continue
-                    results.append(self._suspect(path))
-                    break
-        return results
+        paths, future, generation = self.queue.popleft()
+        while True:
+            try:
+                return future.result()
+            except BrokenProcessPool:
+                if generation != self.generation:  # held by a pool that died already: decode it again
+                    paths, future, generation = self._submit(paths)
+                    continue
+                log.warning("a decoding worker died; the files it held are decoded again, each suspect one alone")
+                self._restart()
+                return [self._alone(p) for p in paths]
 
-    def _suspect(self, path: str) -> Result:
-        """The pool died while this file was in it: restart, and decode it alone. If it kills a worker again,
-        it is the file's fault: it fails, and the job goes on."""
-        log.warning("a decoding worker died; the files it held are decoded again")
-        self._restart()
+    def _alone(self, path: str) -> Result:
+        """Decode one file in the pool by itself. If it kills a worker again, it is the file's fault: it
+        fails, and the job goes on."""
         try:
-            return self.pool.submit(decode_one, path, self.with_f0, self.spill).result()
+            return self.pool.submit(decode_many, [path], self.with_f0, self.spill).result()[0]
         except BrokenProcessPool:
             self._restart()
             if not self._workers_run():  # not this file: no worker can run here at all
@@ -154,9 +154,8 @@ class Decoder:
                             "decoding in one thread instead")
                 self.workers = 0
                 self._restart()
-                for pending in self.queue:
-                    pending[:] = [self._submit(p) for p, _, _ in pending]
-                return self.pool.submit(decode_one, path, self.with_f0, self.spill).result()
+                self.queue = deque(self._submit(p) for p, _, _ in self.queue)
+                return self.pool.submit(decode_many, [path], self.with_f0, self.spill).result()[0]
             return Result(error="the decoding process died on this file (a crash in the decoder, or killed)")
 
     def _workers_run(self) -> bool:

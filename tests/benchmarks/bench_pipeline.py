@@ -87,7 +87,7 @@ def run_pipeline(items, out: Path, features: str, workers: int, quantizer, f0: b
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=600, help="audio per corpus")
-    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--workers", default="0,1,2", help="0: the one decoding thread (the CPU default)")
     parser.add_argument("--f0-seconds", type=float, default=60)
     args = parser.parse_args()
 
@@ -95,6 +95,9 @@ def main():
 
     quantizer = Quantizer(np.random.default_rng(0).normal(size=(100, 768)).astype(np.float32), torch.device("cpu"))
     workers = [int(w) for w in args.workers.split(",")]
+    import soxr
+
+    print(f"soxr {soxr.__version__}; torch {torch.__version__}; torch threads {torch.get_num_threads()}")
     print(f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} in this process's affinity); "
           f"{args.seconds:.0f} s of 10 s files per corpus; model: zero-cost stand-in; audio-s/s")
     with tempfile.TemporaryDirectory(dir=os.environ.get("TMPDIR")) as tmp:
@@ -114,8 +117,9 @@ def main():
                 for w in workers:
                     out = tmp / f"out-{rate}-{features}-{w}"
                     figures.append(run_pipeline(items, out, features, w, q))
-                speedup = f"  ({figures[-1] / figures[0]:.2f}x from {workers[0]} to {workers[-1]} workers)" \
-                    if len(workers) > 1 else ""
+                pool = [(w, f) for w, f in zip(workers, figures) if w > 0]
+                speedup = f"  ({pool[-1][1] / pool[0][1]:.2f}x from {pool[0][0]} to {pool[-1][0]} workers)" \
+                    if len(pool) > 1 else ""
                 print(f"  {label:10s} " + "  ".join(f"{w} workers {f:8.0f}" for w, f in zip(workers, figures))
                       + speedup)
         items = make_corpus(tmp / "f0", 16000, "flac", args.f0_seconds)
