@@ -25,8 +25,9 @@ def add_run_arguments(p) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA when available), cpu, cuda, cuda:N")
     p.add_argument("--dtype", choices=precision.DTYPES, default="fp32", help="model compute precision")
     p.add_argument("--max-chunk", type=int, default=None, help="samples per chunk for long files (default 1600000; CPC: 64000)")
-    p.add_argument("--batch-seconds", type=float, default=None,
-                   help=f"padded audio seconds per forward pass (default: {precision.batch_help()})")
+    p.add_argument("--max-batch-seconds", "--batch-seconds", dest="batch_seconds", type=float, default=None,
+                   help="padded audio seconds per forward pass, which bounds the device memory a batch takes; a batch "
+                        f"that still does not fit is retried file by file (default: {precision.batch_help()})")
     p.add_argument("--shard-index", type=int, default=None)
     p.add_argument("--num-shards", type=int, default=None)
     p.add_argument("--workers", type=int, default=None,
