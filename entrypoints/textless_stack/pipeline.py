@@ -126,8 +126,8 @@ def _run(job: Job, summary: Summary) -> None:
         with _progress(total, job.progress) as bar:
             ahead = max(AHEAD_BATCHES * job.batch_seconds, AHEAD_SECONDS_PER_WORKER * workers) * audio.SAMPLE_RATE
             submitted, in_flight = 0, 0
-            for batch in batches:
-                while submitted < len(batches) and (in_flight < ahead or not decoder.queue):
+            for i, batch in enumerate(batches):
+                while submitted < len(batches) and (submitted - i < AHEAD_BATCHES or in_flight < ahead):
                     decoder.submit([str(p.item.path) for p in batches[submitted]])
                     in_flight += sum(p.samples for p in batches[submitted])
                     submitted += 1
