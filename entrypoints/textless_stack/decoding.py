@@ -125,9 +125,19 @@ class Decoder:
             log.warning("a decoding worker died; the files it held are decoded again")
             self._restart()
             return paths, self.pool.submit(decode_many, paths, self.with_f0, self.spill), self.generation
+        except (OSError, NotImplementedError) as e:  # no processes here: no /dev/shm, semaphores, a long TMPDIR
+            self._one_thread(f"decoding worker processes cannot start here ({type(e).__name__}: {e})")
+            return paths, self.pool.submit(decode_many, paths, self.with_f0, self.spill), self.generation
+
+    def _one_thread(self, why: str) -> None:
+        log.warning("%s: decoding in one thread instead", why)
+        self.workers = 0
+        self._restart()
+        self.queue = deque(self._submit(p) for p, _, _ in self.queue)
 
     def submit(self, paths: list[str]) -> None:
-        self.queue.append(self._submit(paths))
+        submitted = self._submit(paths)  # first: a fallback to one thread replaces self.queue
+        self.queue.append(submitted)
 
     def next(self) -> list[Result]:
         paths, future, generation = self.queue.popleft()
@@ -150,11 +160,7 @@ class Decoder:
         except BrokenProcessPool:
             self._restart()
             if not self._workers_run():  # not this file: no worker can run here at all
-                log.warning("decoding worker processes cannot run here (each dies before any work): "
-                            "decoding in one thread instead")
-                self.workers = 0
-                self._restart()
-                self.queue = deque(self._submit(p) for p, _, _ in self.queue)
+                self._one_thread("decoding worker processes cannot run here (each dies before any work)")
                 return self.pool.submit(decode_many, [path], self.with_f0, self.spill).result()[0]
             return Result(error="the decoding process died on this file (a crash in the decoder, or killed)")
 
@@ -169,7 +175,10 @@ class Decoder:
         self._start()
 
     def close(self) -> None:
-        """Do not wait for files still decoding (on SIGTERM, or an error); remove what they spilled."""
+        """Do not wait for files still decoding (on SIGTERM, or an error): the workers are stopped, since
+        exiting would otherwise wait for the batches they hold; remove what they spilled."""
+        for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+            process.kill()
         self.pool.shutdown(wait=False, cancel_futures=True)
         self.queue.clear()
         if self.spill_dir:

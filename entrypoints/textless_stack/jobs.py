@@ -168,6 +168,8 @@ def _continue(spec: ContinueSpec, index: int, count: int):
     device = _device(spec.device)
     lm = open_lm(directory, device)
     sampling = spec.sampling(lm.defaults)
+    if sampling.max_len is not None and lm.family == "gslm":  # before continue.json ties the output to it
+        raise UlmError("--max-len: fairseq's generator takes no cap; bound GSLM's outputs with --max-len-a/-b")
     record = {"lm": spec.lm, "lm_family": lm.family, "lm_sha256": lm.sha256, "sampling": dataclasses.asdict(sampling),
               "samples_per_prompt": spec.samples_per_prompt, "prefix_size": spec.prefix_size,
               "chunk_seeds": "seed + chunk index; chunk b holds sequences b*batch_size .. (b+1)*batch_size - 1"}

@@ -186,6 +186,9 @@ def test_speech_with_a_tacotron_and_a_duration_less_hifigan_refused(tmp_path, ul
 
 
 def test_options_that_cannot_sample_are_refused_and_a_prompt_too_long_fails_alone(tmp_path, ulm, prompts):
+    r = run(ulm, tmp_path / "cap", "--prompts", prompts, "--max-len", "30")  # refused before the output is claimed
+    assert r.returncode == 1 and "--max-len: fairseq's generator takes no cap" in r.stderr
+    assert run(ulm, tmp_path / "cap", "--prompts", prompts, "--max-len-b", "30").returncode == 0
     r = run(ulm, tmp_path / "t", "--prompts", prompts, "--temperature", "0")
     assert r.returncode == 1 and "--temperature 0.0: sampling needs a temperature above 0" in r.stderr
     r = run(ulm, tmp_path / "p", "--prompts", prompts, "--prompt-seconds", "-1", "--units", "x")

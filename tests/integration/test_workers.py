@@ -139,3 +139,15 @@ def test_where_no_worker_can_run_decoding_falls_back_to_one_thread(tmp_path, cor
     assert r.returncode == 0, r.stderr
     assert "decoding worker processes cannot run here" in r.stderr
     assert len(list((out / "features").rglob("*.npy"))) == len(SPEC)
+
+
+def test_where_worker_processes_cannot_start_decoding_falls_back_to_one_thread(tmp_path, corpus, tiny_hubert):
+    """A TMPDIR too long for the fork server's socket (AF_UNIX paths stop at 108 bytes): an OSError at start."""
+    long_tmp = tmp_path / ("x" * 120)
+    long_tmp.mkdir()
+    out = tmp_path / "out"
+    r = cli("features", corpus, "-o", out, "--model", tiny_hubert, "--layer", LAYER, "--device", "cpu",
+            "--batch-seconds", "4", "--workers", "2", "--no-progress", env={**os.environ, "TMPDIR": str(long_tmp)})
+    assert r.returncode == 0, r.stderr
+    assert "decoding worker processes cannot start here (OSError" in r.stderr
+    assert len(list((out / "features").rglob("*.npy"))) == len(SPEC)
