@@ -31,6 +31,14 @@ soundfile.read = read
 '''
 
 
+def with_sitecustomize(tmp_path: Path, code: str) -> dict:
+    """An environment whose Python processes (the fork server and its workers too) run CODE at start-up."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+
+
 def outputs_of(out: Path) -> dict[str, bytes]:
     return {rel: (out / rel).read_bytes() for rel in files_under(out) if not rel.startswith(".parts/")}
 
@@ -61,10 +69,7 @@ def test_outputs_are_byte_identical_for_any_number_of_workers(tmp_path, corpus, 
 
 def test_a_worker_crash_fails_its_file_only(tmp_path, corpus, tiny_hubert):
     write_audio(corpus, {"crash_me.wav": 1.0})
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(CRASHER)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = with_sitecustomize(tmp_path, CRASHER)
     out = tmp_path / "out"
     r = cli("features", corpus, "-o", out, "--model", tiny_hubert, "--layer", LAYER, "--device", "cpu",
             "--batch-seconds", "4", "--workers", "2", "--no-progress", env=env)
@@ -129,10 +134,7 @@ if sys.argv[:1] == ["-c"]:  # the fork server (python -c ...): every process for
 
 
 def test_where_no_worker_can_run_decoding_falls_back_to_one_thread(tmp_path, corpus, tiny_hubert):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "sitecustomize.py").write_text(NO_WORKERS)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")])}
+    env = with_sitecustomize(tmp_path, NO_WORKERS)
     out = tmp_path / "out"
     r = cli("features", corpus, "-o", out, "--model", tiny_hubert, "--layer", LAYER, "--device", "cpu",
             "--batch-seconds", "4", "--workers", "2", "--no-progress", env=env)
