@@ -110,6 +110,18 @@ $(BUILD_DIR)/py%/.stamp: $(UV) env/pins.toml $(WHEELS)/fairseq.stamp
 .PHONY: check-pythons
 check-pythons: $(foreach v,$(PIN_CHECK_PYTHONS),$(BUILD_DIR)/py$(v)/.stamp) ## environments for the Python 3.11/3.12 checks
 
+# The plain modern environment (no fairseq, omegaconf or hydra) that `export --format hf` output must load in.
+EXPORT_CHECK := $(BUILD_DIR)/export-check
+$(EXPORT_CHECK)/.stamp: $(UV) env/locks/export-check.txt
+	@if ! p=$$(pyenv prefix $(PIN_EXPORT_CHECK_PYTHON) 2>/dev/null || dirname $$(dirname $$(command -v python$(PIN_EXPORT_CHECK_PYTHON)))); then \
+	  echo "python$(PIN_EXPORT_CHECK_PYTHON) not found: the modern-environment export check will skip"; mkdir -p $(@D); touch $@; exit 0; fi; \
+	rm -rf $(@D) && $(UV) venv --quiet --python $$p/bin/python$(PIN_EXPORT_CHECK_PYTHON) $(@D) && \
+	VIRTUAL_ENV=$(@D) $(UV) pip sync --quiet --require-hashes env/locks/export-check.txt
+	@touch $@
+
+.PHONY: check-export
+check-export: $(EXPORT_CHECK)/.stamp ## the Python 3.12 + newest transformers environment exports are loaded in
+
 # Models persist in the user's cache across runs; outputs land in $(BUILD_DIR)/demo, owned by the caller.
 MODELS_DIR ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/textless-stack/models
 
@@ -174,14 +186,14 @@ test-unit: $(UNIT_ENV)/.stamp ## the unit tests alone, in seconds: no build, no 
 	PYTHONPATH=entrypoints $(UNIT_ENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests/unit
 
 .PHONY: test
-test: venv check-pythons image sif ## every suite: smoke tests inside the image and the SIF, SLURM arrays over the SIF (what .ci/run runs)
+test: venv check-pythons check-export image sif ## every suite: smoke tests inside the image and the SIF, SLURM arrays over the SIF (what .ci/run runs)
 	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
 	TEXTLESS_IMAGE=$(IMAGE) TEXTLESS_SIF=$(abspath $(SIF)) TEXTLESS_APPTAINER_STATE=$(abspath $(APPTAINER_STATE)) \
 	TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
 	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
 
 .PHONY: test-local
-test-local: venv check-pythons ## the suites that need no image (smoke tests run against the local environment only)
+test-local: venv check-pythons check-export ## the suites that need no image (smoke tests run against the local environment only)
 	TEXTLESS_SMOKE_BACKENDS=local TEXTLESS_BUILD_DIR=$(abspath $(BUILD_DIR)) \
 	  $(VENV)/bin/python -m pytest -c tests/pytest.ini $(PYTEST_ARGS) tests
 

@@ -29,7 +29,7 @@ def compile_lock(pins: dict, lock: str, uv: str = "uv") -> None:
             shutil.copyfile(out, Path(tmp) / "out.txt")
         cmd = [
             uv, "pip", "compile", req, "--quiet", "--no-header", "--generate-hashes",
-            "--python-version", pins["python"]["version"],
+            "--python-version", pins_mod.lock_python(pins, lock),
             "--python-platform", pins["python"]["platform"],
             "--output-file", "out.txt",
         ]

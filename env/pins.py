@@ -37,8 +37,14 @@ def default_variant(pins: dict) -> str:
 
 
 def lock_names(pins: dict) -> list[str]:
-    """runtime-<variant> for every image variant, then dev (constrained by the default variant's lock)."""
-    return [f"runtime-{v}" for v in variants(pins)] + ["dev"]
+    """runtime-<variant> for every image variant, then dev (constrained by the default variant's lock), then
+    export-check (the plain modern environment exports must load in)."""
+    return [f"runtime-{v}" for v in variants(pins)] + ["dev", "export-check"]
+
+
+def lock_python(pins: dict, lock: str) -> str:
+    """The Python a lock is resolved for: the stack's, except for the export check's modern environment."""
+    return pins["export_check"]["python"] if lock == "export-check" else pins["python"]["version"]
 
 
 def load(path: Path = PINS_FILE) -> dict:
@@ -59,6 +65,8 @@ def requirements(pins: dict, lock: str) -> list[str]:
     """The direct requirements of one lock, as `name==version` lines."""
     if lock == "dev":
         packages = dict(pins["dev"])
+    elif lock == "export-check":
+        packages = dict(pins["export_check"]["packages"])
     else:
         variant = pins["variants"][lock.removeprefix("runtime-")]
         packages = {**pins["runtime"], **{k: v for k, v in variant.items() if k not in VARIANT_META}}
@@ -113,6 +121,7 @@ def make_vars(pins: dict) -> str:
         "PIN_TEXTLESSLIB_GIT": pins["sources"]["textlesslib"]["git"],
         "PIN_TEXTLESSLIB_COMMIT": pins["sources"]["textlesslib"]["commit"],
         "PIN_CHECK_PYTHONS": " ".join(pins["check_pythons"]["versions"]),
+        "PIN_EXPORT_CHECK_PYTHON": pins["export_check"]["python"],
         "PIN_VARIANTS": " ".join(variants(pins)),
         "PIN_DEFAULT_VARIANT": default_variant(pins),
     }

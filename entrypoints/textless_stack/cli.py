@@ -13,12 +13,12 @@ import signal
 import sys
 
 from . import __version__
-from .commands import (continue_cmd, demo_cmd, doctor_cmd, features_cmd, inspect_cmd, merge_cmd, models_cmd,
-                       resynth_cmd, selftest_cmd)
+from .commands import (continue_cmd, demo_cmd, doctor_cmd, export_cmd, features_cmd, inspect_cmd, merge_cmd,
+                       models_cmd, parity_cmd, resynth_cmd, selftest_cmd)
 from .errors import Terminated, UserError
 
-COMMANDS = [features_cmd, resynth_cmd, continue_cmd, merge_cmd, models_cmd, doctor_cmd, inspect_cmd, demo_cmd,
-            selftest_cmd]
+COMMANDS = [features_cmd, resynth_cmd, continue_cmd, merge_cmd, export_cmd, parity_cmd, models_cmd, doctor_cmd,
+            inspect_cmd, demo_cmd, selftest_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -196,3 +196,31 @@ def test_mhubert_25hz_features_equal_upstream_in_the_image(container, shared_dir
         for stem in ("long", "short"):
             ours, reference = np.load(out / "features" / f"{stem}.npy"), golden[f"{stem}/layer2"]
             assert ours.shape == reference.shape and np.abs(ours - reference).max() < 1e-5, stem
+
+
+def test_export_to_hugging_face_in_the_image(container, shared_dir):
+    """The way out, from inside the image: the tiny 25 Hz mHuBERT exported for transformers, with its parity
+    certificate; the export then loads on this side with the local transformers and gives upstream's features."""
+    transformers = pytest.importorskip("transformers", reason="transformers is in the lock: make venv installs it")
+    work = shared_dir("fx")
+    shutil.copytree(MHUBERT25 / "wav", work / "wav")
+    shutil.copy(MHUBERT25 / "tiny_mhubert25.pt", work)
+    for p in work.rglob("*"):
+        p.chmod(0o755 if p.is_dir() else 0o644)
+    out = shared_dir("out")
+    r = container.run(["export", "/fx/tiny_mhubert25.pt", "/out/hf", "--audio", "/fx/wav/long.wav",
+                       "/fx/wav/short.wav"], binds=[(work, "/fx"), (out, "/out")])
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "parity PASS" in r.stdout
+    report = json.loads((out / "hf" / "parity.json").read_text())
+    assert report["summary"]["per_file_max_abs_diff"] < 1e-5 and report["summary"]["batched_max_abs_diff"] > 1e-2
+    model, info = transformers.HubertModel.from_pretrained(out / "hf", output_loading_info=True)
+    assert not any(info.values()), info
+    with np.load(MHUBERT25 / "golden.npz") as golden:
+        for stem in ("long", "short"):
+            wav = sf.read(MHUBERT25 / "wav" / f"{stem}.wav", dtype="float32")[0]
+            import torch
+
+            with torch.inference_mode():
+                hidden = model.eval()(torch.from_numpy(wav)[None], output_hidden_states=True).hidden_states
+            assert np.abs(hidden[2][0].numpy() - golden[f"{stem}/layer2"]).max() < 1e-5, stem
