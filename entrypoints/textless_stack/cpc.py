@@ -19,6 +19,7 @@ import logging
 import re
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from . import precision
@@ -73,6 +74,13 @@ class CpcEncoder:
 
     def chunks(self, wav: torch.Tensor) -> list[torch.Tensor]:
         return [wav]  # the reader chunks each file itself
+
+    def encode_units(self, chunks: list[torch.Tensor], quantizer) -> tuple[list[torch.Tensor], list]:
+        """encode(), and the units of all its chunks in one assignment."""
+        features = self.encode(chunks)
+        units = quantizer(torch.cat(features)) if features else []
+        bounds = np.cumsum([0] + [len(f) for f in features])
+        return features, [units[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
     @torch.inference_mode()
     def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:

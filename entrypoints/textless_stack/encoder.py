@@ -18,6 +18,7 @@ import contextlib
 import logging
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -98,15 +99,28 @@ class DenseEncoder:
     @torch.inference_mode()
     def encode(self, chunks: list[torch.Tensor]) -> list[torch.Tensor]:
         """Features [frames, dim] (float32, on CPU) for each 1-D chunk, in one padded forward pass."""
-        batch, lengths = pad_batch(chunks, pin=self.device.type == "cuda")
-        if self.cpu_forward is not None:
-            x, frames = self.cpu_forward(batch, lengths)
-        else:
-            batch = batch.to(self.device, dtype=next(self.model.parameters()).dtype, non_blocking=True)
-            with self._autocast():
-                x, frames = self._features(batch, lengths.to(self.device))
+        x, frames = self._forward(chunks)
         x = x.float().cpu()
         return [x[i, : int(n)] for i, n in enumerate(frames.cpu())]
+
+    @torch.inference_mode()
+    def encode_units(self, chunks: list[torch.Tensor], quantizer) -> tuple[list[torch.Tensor], list[np.ndarray]]:
+        """encode(), and each chunk's k-means units, assigned on the device for the whole padded batch at once:
+        features and units come back together, nothing is synchronised per file."""
+        x, frames = self._forward(chunks)
+        units = quantizer.assign(x).cpu().numpy()
+        x = x.float().cpu()
+        frames = frames.cpu()
+        return [x[i, : int(n)] for i, n in enumerate(frames)], [units[i, : int(n)] for i, n in enumerate(frames)]
+
+    def _forward(self, chunks: list[torch.Tensor]):
+        """The padded batch through the model: (features [B, frames, dim] on the device, valid frames [B])."""
+        batch, lengths = pad_batch(chunks, pin=self.device.type == "cuda")
+        if self.cpu_forward is not None:
+            return self.cpu_forward(batch, lengths)
+        batch = batch.to(self.device, dtype=next(self.model.parameters()).dtype, non_blocking=True)
+        with self._autocast():
+            return self._features(batch, lengths.to(self.device))
 
     # --- the model, padding-exact ---------------------------------------------------------
 

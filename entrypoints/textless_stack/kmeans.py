@@ -78,9 +78,14 @@ class Quantizer:
 
     @torch.inference_mode()
     def __call__(self, features: torch.Tensor) -> np.ndarray:
+        return self.assign(features).cpu().numpy()
+
+    @torch.inference_mode()
+    def assign(self, features: torch.Tensor) -> torch.Tensor:
+        """Units of features [..., dim], on the centroids' device and left there (no copy back, no sync)."""
         x = features.to(device=self.centers.device, dtype=self.centers.dtype)
-        distances = (x ** 2).sum(1, keepdim=True) - 2 * x @ self.centers.T + self.center_sq[None, :]
-        return distances.argmin(1).cpu().numpy()
+        distances = (x ** 2).sum(-1, keepdim=True) - 2 * x @ self.centers.T + self.center_sq
+        return distances.argmin(-1)
 
 
 def deduplicate(units: np.ndarray) -> tuple[list[int], list[int]]:

@@ -346,5 +346,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def verdict(report: dict, what: str) -> str:
+    """The command's last lines: the verdict and the figures it rests on, then each failure."""
+    s = report["summary"]
+    line = (f"{what}: parity {report['status'].upper()}: per file max |diff| {s['per_file_max_abs_diff']:.3g}"
+            + (f", units {s['per_file_min_unit_agreement']:.2%}" if s["per_file_min_unit_agreement"] is not None
+               else "")
+            + f"; batched as the target library batches: max |diff| {s['batched_max_abs_diff']:.3g}"
+            + (f", units {s['batched_min_unit_agreement']:.2%}" if s["batched_min_unit_agreement"] is not None
+               else ""))
+    return "\n".join([line] + [f"  FAIL: {f}" for f in report["failures"]])
+
+
 def _pct(x) -> str:
     return "-" if x is None else f"{x:.2%}"

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from . import audio, decoding, f0, inputs, outputs
@@ -196,7 +197,10 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
     if not usable:
         return
     try:
-        feats = enc.encode(rows)
+        if job.quantizer is not None:
+            feats, units = enc.encode_units(rows, job.quantizer)
+        else:
+            feats, units = enc.encode(rows), None
     except RuntimeError as e:  # e.g. out of memory: retry file by file, so one file cannot sink a batch
         if len(usable) == 1:
             _fail(job, summary, usable[0][0], f"model failed: {str(e).splitlines()[0]}")
@@ -205,13 +209,16 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
         for one in usable:
             _encode_and_write(job, summary, [one], tracks, writer)
         return
-    per_file = [[] for _ in usable]
-    for owner, f in zip(owners, feats):
+    per_file, per_file_units = [[] for _ in usable], [[] for _ in usable]
+    for i, (owner, f) in enumerate(zip(owners, feats)):
         per_file[owner].append(f)
-    for (item, wav), parts in zip(usable, per_file):
+        if units is not None:
+            per_file_units[owner].append(units[i])
+    for (item, wav), parts, unit_parts in zip(usable, per_file, per_file_units):
         features = torch.cat(parts, 0)
+        file_units = np.concatenate(unit_parts) if units is not None else None
         try:
-            writer.submit(_write(job, item, features, tracks.get(item.key)))
+            writer.submit(_write(job, item, features, file_units, tracks.get(item.key)))
         except _FileFailed as e:
             _fail(job, summary, item, str(e))
             continue
@@ -225,12 +232,12 @@ class _FileFailed(Exception):
     pass
 
 
-def _write(job: Job, item: inputs.Item, features: torch.Tensor, track: torch.Tensor | None = None) -> Callable:
-    """Compute what this file's outputs hold (units, F0, speech) here; return the writing of them, which the
-    writer thread does. A file that fails here has nothing written."""
+def _write(job: Job, item: inputs.Item, features: torch.Tensor, units: np.ndarray | None,
+           track: torch.Tensor | None = None) -> Callable:
+    """Compute what this file's outputs hold (F0, speech; its units come assigned with the batch) here; return
+    the writing of them, which the writer thread does. A file that fails here has nothing written."""
     layout, key, saves = job.layout, item.key, []
-    if job.quantizer is not None:
-        units = job.quantizer(features)
+    if units is not None:
         if job.synthesize is not None:
             try:
                 waveform = job.synthesize(key, units)

@@ -42,6 +42,12 @@ class ZeroCostModel:
     def encode(self, chunks):
         return [torch.zeros(self.geometry.frames(c.numel()), 768) for c in chunks]
 
+    def encode_units(self, chunks, quantizer):
+        feats = self.encode(chunks)
+        units = quantizer(torch.cat(feats))  # one assignment per batch, as DenseEncoder.encode_units does
+        bounds = np.cumsum([0] + [len(f) for f in feats])
+        return feats, [units[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
 
 def make_corpus(root: Path, rate: int, fmt: str, seconds: float) -> list:
     from textless_stack import inputs

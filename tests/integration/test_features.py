@@ -274,3 +274,19 @@ def test_bf16_on_cpu_stays_close(tmp_path, corpus, tiny_hubert):
     ref = reference_features(load_model(tiny_hubert).model, wav, 2, False)
     cos = torch.nn.functional.cosine_similarity(got, ref, dim=1)
     assert cos.min() > 0.99
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "bf16"])
+def test_units_assigned_for_the_whole_padded_batch_equal_sklearn_per_file(corpus, tiny_hubert, tiny_kmeans, dtype):
+    """encode_units assigns the k-means on the device for the padded batch at once (no per-file sync);
+    the valid frames of each file get the units sklearn gives that file's own features."""
+    from textless_stack.kmeans import Quantizer
+
+    path, km = tiny_kmeans
+    enc = DenseEncoder(load_model(tiny_hubert).model, 2, False, torch.device("cpu"), dtype)
+    rows = [enc.chunks(audio.load(corpus / rel))[0] for rel in ("a.wav", "b/c.wav", "b/d.flac", "g.wav")]
+    feats, units = enc.encode_units(rows, Quantizer(km.cluster_centers_, torch.device("cpu")))
+    assert [len(u) for u in units] == [len(f) for f in feats] == [enc.geometry.frames(r.numel()) for r in rows]
+    for f, u in zip(feats, units):
+        assert u.tolist() == km.predict(f.numpy()).tolist()
+    assert len({int(x) for u in units for x in u}) > 1

@@ -43,15 +43,5 @@ def run(args) -> int:
     from ..export import ExportSpec, export
 
     report = export(ExportSpec.from_namespace(args))
-    return _verdict(report, f"exported to {args.output}")
-
-
-def _verdict(report: dict, what: str) -> int:
-    s = report["summary"]
-    print(f"{what}: parity {report['status'].upper()}: per file max |diff| {s['per_file_max_abs_diff']:.3g}"
-          + (f", units {s['per_file_min_unit_agreement']:.2%}" if s["per_file_min_unit_agreement"] is not None else "")
-          + f"; batched as the target library batches: max |diff| {s['batched_max_abs_diff']:.3g}"
-          + (f", units {s['batched_min_unit_agreement']:.2%}" if s["batched_min_unit_agreement"] is not None else ""))
-    for failure in report["failures"]:
-        print(f"  FAIL: {failure}")
+    print(parity.verdict(report, f"exported to {args.output}"))
     return 0 if report["status"] == "pass" else 1
