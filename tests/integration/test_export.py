@@ -179,18 +179,18 @@ def test_a_tampered_export_fails_parity(checkpoints, hf_exports, tmp_path):
     save_file(weights, str(bad / "model.safetensors"), metadata={"format": "pt"})
     ckpt = str(checkpoints["hubert"])
 
-    r = cli("parity", "--model", ckpt, "--against", f"hf:{good}", *AUDIO)
-    assert r.returncode == 0, r.stderr
-    assert "PASS" in r.stdout
+    recorded = json.loads((good / "parity.json").read_text())["exported"]["files"]
+    untouched = parity.run(parity.Spec(model=ckpt, target=f"hf:{good}", audio=AUDIO), expected_files=recorded)
+    assert untouched["status"] == "pass" and untouched["exported"]["changed_since_export"] == []
     r = cli("parity", "--model", ckpt, "--against", f"hf:{bad}", *AUDIO, "-o", tmp_path / "report")
     assert r.returncode == 1, r.stderr
     assert "FAIL: files changed since export: model.safetensors" in r.stdout
     report = json.loads((tmp_path / "report" / "parity.json").read_text())
     assert report["status"] == "fail" and report["summary"]["per_file_max_abs_diff"] > 1e-3
+    assert "# Parity certificate: FAIL" in (tmp_path / "report" / "PARITY.md").read_text()
     # without the export's record, the numbers alone catch it
-    (bad / "parity.json").unlink()
-    r = cli("parity", "--model", ckpt, "--against", f"hf:{bad}", *AUDIO)
-    assert r.returncode == 1 and "FAIL: per-file max |diff|" in r.stdout, r.stdout
+    alone = parity.run(parity.Spec(model=ckpt, target=f"hf:{bad}", audio=AUDIO))
+    assert alone["status"] == "fail" and alone["failures"][0].startswith("per-file max |diff|"), alone["failures"]
 
 
 def test_export_refuses_what_it_cannot_write_faithfully(checkpoints, tmp_path):
