@@ -29,8 +29,8 @@ _HEADS = ("label_embs_concat", "final_proj.", "project_q.", "quantizer.", "targe
 
 _RENAMES = [
     (r"^feature_extractor\.conv_layers\.(\d+)\.0\.", r"feature_extractor.conv_layers.\1.conv."),
-    (r"^feature_extractor\.conv_layers\.0\.2\.", "feature_extractor.conv_layers.0.layer_norm."),     # group norm
-    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.", r"feature_extractor.conv_layers.\1.layer_norm."),  # layer norm
+    (r"^feature_extractor\.conv_layers\.(\d+)\.2\.1\.", r"feature_extractor.conv_layers.\1.layer_norm."),  # layer norm, every layer
+    (r"^feature_extractor\.conv_layers\.0\.2\.", "feature_extractor.conv_layers.0.layer_norm."),     # group norm, the first only
     (r"^layer_norm\.", "feature_projection.layer_norm."),
     (r"^post_extract_proj\.", "feature_projection.projection."),
     (r"\.self_attn\.", ".attention."),
