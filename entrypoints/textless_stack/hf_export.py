@@ -190,6 +190,7 @@ def write_safetensors(loaded, directory: Path) -> Architecture:
         "family": arch.family,
         "model": OmegaConf.to_container(loaded.cfg.model, resolve=True),
         "task": OmegaConf.to_container(loaded.cfg.task, resolve=True),
+        "task_state": _task_state_json(loaded.task),
     }
     (directory / "config.json").write_text(json.dumps(config, indent=1, sort_keys=True) + "\n")
     return arch
@@ -214,9 +215,40 @@ def load_safetensors_export(directory: Path):
         raise ExportError(f"{config_path}: format {config.get('format')!r}, not {SAFETENSORS_FORMAT!r}")
     # the fields fairseq's checkpoint upgrade reads, as a freshly trained checkpoint has them
     state = {"cfg": {"model": config["model"], "task": config["task"]}, "model": load_file(str(weights_path)),
+             "task_state": _task_state_from_json(config.get("task_state") or {}),
              "optimizer_history": [{"criterion_name": None, "optimizer_name": None, "lr_scheduler_state": {},
                                     "num_updates": 0}], "extra_state": {"train_iterator": {"epoch": 0}}}
     return load_model(verify(weights_path), state=state)
+
+
+# fairseq's checkpoints pickle the task's label dictionaries (HuBERT builds its label embeddings from
+# their sizes, and fairseq 0.12 reads them from disk when they are absent); here they are plain JSON.
+_DICTIONARY_FIELDS = ("bos_word", "unk_word", "pad_word", "eos_word", "symbols", "count", "indices",
+                      "bos_index", "pad_index", "eos_index", "unk_index", "nspecial")
+
+
+def _task_state_json(task) -> dict:
+    from fairseq.data import Dictionary
+
+    def encode(d):
+        if not isinstance(d, Dictionary):
+            raise ExportError(f"the task's state holds a {type(d).__name__}, which a safetensors export cannot "
+                              "carry without pickle")
+        return {f: getattr(d, f) for f in _DICTIONARY_FIELDS if hasattr(d, f)}
+
+    state = task.state_dict() if task is not None else {}
+    return {k: [encode(d) for d in v] if isinstance(v, (list, tuple)) else encode(v) for k, v in state.items()}
+
+
+def _task_state_from_json(saved: dict) -> dict:
+    from fairseq.data import Dictionary
+
+    def decode(fields):
+        d = Dictionary()
+        d.__dict__.update(fields)
+        return d
+
+    return {k: [decode(x) for x in v] if isinstance(v, list) else decode(v) for k, v in saved.items()}
 
 
 def write_kmeans(centroids: np.ndarray, directory: Path, dense: dict, layer: int, source: dict) -> None:

@@ -54,6 +54,9 @@ def reference_layers(model, wav: torch.Tensor, normalize: bool) -> list[torch.Te
     finally:
         for h in hooks:
             h.remove()
+    # fairseq 0.12 pads the sequence to a multiple (required_seq_len_multiple) inside the encoder and masks
+    # the pad; the hooks see it, the returned features do not.
+    outputs = [o[: len(top)] for o in outputs]
     if model.encoder.layer_norm_first:  # the top layer, as a full forward returns it: after the final norm
         outputs[-1] = top.float()
     return outputs

@@ -214,12 +214,16 @@ def test_a_tampered_export_fails_parity(checkpoints, hf_exports, tmp_path):
     assert alone["status"] == "fail" and alone["failures"][0].startswith("per-file max |diff|"), alone["failures"]
 
 
-def test_export_refuses_what_it_cannot_write_faithfully(checkpoints, tmp_path):
+def test_export_refuses_a_cpc_checkpoint_and_names_it(textlesslib_installed, tmp_path):
     from textless_stack.testing.tiny_cpc import make_cpc
 
     cpc = make_cpc(tmp_path / "cpc.pt")
     with pytest.raises(UserError, match=str(cpc)):
         export.export(export.ExportSpec(model=str(cpc), output=tmp_path / "a"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cpc.pt"]
+
+
+def test_export_refuses_what_it_cannot_write_faithfully(checkpoints, tmp_path):
     with pytest.raises(UserError, match="Vocoders and unit LMs are not exported"):
         export.export(export.ExportSpec(model="hubert-base-ls960-kmeans-100-tacotron", output=tmp_path / "b"))
     with pytest.raises(UserError, match="say which --layer"):
