@@ -14,11 +14,11 @@ import sys
 
 from . import __version__
 from .commands import (continue_cmd, demo_cmd, doctor_cmd, export_cmd, features_cmd, inspect_cmd, merge_cmd,
-                       models_cmd, parity_cmd, resynth_cmd, selftest_cmd)
+                       models_cmd, parity_cmd, resynth_cmd, selftest_cmd, verify_cmd)
 from .errors import Terminated, UserError
 
-COMMANDS = [features_cmd, resynth_cmd, continue_cmd, merge_cmd, export_cmd, parity_cmd, models_cmd, doctor_cmd,
-            inspect_cmd, demo_cmd, selftest_cmd]
+COMMANDS = [features_cmd, resynth_cmd, continue_cmd, merge_cmd, verify_cmd, export_cmd, parity_cmd, models_cmd,
+            doctor_cmd, inspect_cmd, demo_cmd, selftest_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import audio, inputs, integrity, outputs, pipeline, precision, registry, store
+from . import audio, inputs, integrity, outputs, pipeline, precision, provenance, registry, store
 from .audio import AudioError
 from .errors import UserError
 
@@ -320,6 +320,21 @@ class Prepared:
     units_sha256: str | None
     layer: int | None
     batch_seconds: float
+    model_ref: str = ""                 # the model and k-means as given (registry name or path)
+    units_ref: str | None = None
+
+    def provenance(self, spec: FeaturesSpec, stem: str, vocoder: dict | None = None) -> dict:
+        """This process's run, for OUTPUT/provenance.json: what `verify` needs to recompute it, and where."""
+        recipe = {"inputs": [_absolute(i) for i in spec.inputs], "model": _absolute(self.model_ref),
+                  "units": _absolute(self.units_ref) if self.units_ref else None, "user_dir": spec.user_dir,
+                  "layer": self.layer, "dtype": spec.dtype, "max_chunk": self.encoder.max_chunk,
+                  "batch_seconds": self.batch_seconds, "deduplicate": spec.deduplicate, "features": spec.features,
+                  "save_dtype": spec.save_dtype, "f0": spec.f0, "split": spec.split, "num_shards": self.count}
+        models = {"dense": self.model_sha256, "kmeans": self.units_sha256,
+                  "vocoder": vocoder["files"] if vocoder else None}
+        forward = {**dataclasses.asdict(self.encoder.precision), "batch_seconds": self.batch_seconds,
+                   "max_chunk": self.encoder.max_chunk, "resampler": audio.resampler()}
+        return provenance.run_record(stem, len(self.items), self.device, forward, recipe, models)
 
     def record(self, spec: FeaturesSpec, command: str, **kw) -> outputs.JobRecord:
         return outputs.JobRecord(
@@ -329,19 +344,34 @@ class Prepared:
             frame_hop=self.encoder.geometry.hop, f0=spec.f0, resampler=audio.resampler(), **kw)
 
 
-def features(spec: FeaturesSpec) -> pipeline.Summary:
+def features(spec: FeaturesSpec, only: frozenset[str] | None = None) -> pipeline.Summary:
     with _claim_shard(spec):  # before minutes of model loading, not after
-        prep = prepare(spec, spec.units)
+        prep = prepare(spec, spec.units, only)
         streams = ({"separator": spec.separator, "preserve_name": spec.preserve_name}
                    if spec.format == "textlesslib" else None)
         layout = outputs.Layout(spec.output, spec.features, prep.quantizer is not None, spec.split, prep.index,
                                 prep.count, streams=streams)
-        layout.claim(prep.record(spec, "features", units=prep.quantizer is not None, wav=False, streams=streams))
-        return pipeline.run(pipeline.Job(
+        record = prep.record(spec, "features", units=prep.quantizer is not None, wav=False, streams=streams)
+        layout.claim(record)
+        provenance.add_run(spec.output, prep.provenance(spec, layout.stem))
+        summary = pipeline.run(pipeline.Job(
             items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
             deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
             progress=spec.progress, f0=spec.f0, workers=spec.workers,
         ))
+        _finish(spec.output, record)
+        return summary
+
+
+def _finish(out: Path, record: outputs.JobRecord) -> None:
+    """A single-shard job is complete here; a sharded one gets its provenance.json from `merge`."""
+    if record.num_shards == 1:
+        provenance.assemble(out, record)
+
+
+def _absolute(ref: str) -> str:
+    """A path as an absolute path (another working directory must find it); a registry name as it is."""
+    return ref if ref in registry.MODELS or not Path(ref).exists() else str(Path(ref).resolve())
 
 
 @contextlib.contextmanager
@@ -391,21 +421,30 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
         return wav
 
     layout = outputs.Layout(spec.output, "none", spec.write_units, spec.split, prep.index, prep.count, wav=True)
-    layout.claim(prep.record(spec, "resynth", units=spec.write_units, wav=True, vocoder={
-        "files": vocoder.digests, "speaker": speaker, "style": style, "sample_rate": rate, "seed": spec.seed,
-        "max_decoder_steps": spec.max_decoder_steps, "denoiser_strength": spec.denoiser_strength}))
-    return pipeline.run(pipeline.Job(
+    synthesis = {"files": vocoder.digests, "speaker": speaker, "style": style, "sample_rate": rate, "seed": spec.seed,
+                 "max_decoder_steps": spec.max_decoder_steps, "denoiser_strength": spec.denoiser_strength}
+    record = prep.record(spec, "resynth", units=spec.write_units, wav=True, vocoder=synthesis)
+    layout.claim(record)
+    run = prep.provenance(spec, layout.stem, vocoder=synthesis)
+    run["recipe"].update(vocoder=_absolute(spec.vocoder), **{k: v for k, v in synthesis.items() if k != "files"})
+    provenance.add_run(spec.output, run)
+    summary = pipeline.run(pipeline.Job(
         items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
         deduplicate=spec.deduplicate, batch_seconds=prep.batch_seconds, progress=spec.progress,
         synthesize=synthesize, sample_rate=rate, label="resynth", workers=spec.workers,
     ))
+    _finish(spec.output, record)
+    return summary
 
 
-def prepare(spec: FeaturesSpec, units: str | None) -> Prepared:
+def prepare(spec: FeaturesSpec, units: str | None, only: frozenset[str] | None = None) -> Prepared:
+    """only: these keys of the inputs, no others (`verify` recomputes a sample)."""
     from .dense import open_dense
 
     items = [item for one in spec.inputs for item in inputs.collect(one)]
     inputs.check_unique(items)
+    if only is not None:
+        items = [item for item in items if item.key in only]
     index, count = _shard(spec)
     items = inputs.shard(items, index, count)
     log.info("shard %d of %d: %d files", index, count, len(items))
@@ -431,7 +470,7 @@ def prepare(spec: FeaturesSpec, units: str | None) -> Prepared:
     log.info("model %s, layer %s, %d Hz frames, %s %s, batch %.0f s", model_name, dense.layer or "top",
              audio.SAMPLE_RATE // encoder.geometry.hop, device, spec.dtype, batch_seconds)
     return Prepared(items, index, count, device, encoder, quantizer, dense.sha256, units_sha256, dense.layer,
-                    batch_seconds)
+                    batch_seconds, model_name, units)
 
 
 def _shard(spec: FeaturesSpec) -> tuple[int, int]:

@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import provenance
 from .errors import UserError
 from .outputs import PARTS, JobRecord, concat_lines, concat_npy, save_json
 
@@ -68,4 +69,7 @@ def merge(out: Path) -> Merged:
         written.append(merged.done_marker)
     else:
         total = markers[0]
+    if (out / PARTS / "provenance").is_dir():  # shards from before provenance have none
+        provenance.assemble(out, job)
+        written.append(out / provenance.FILE)
     return Merged(count, total["files"], total["done"], total["failed"], written)

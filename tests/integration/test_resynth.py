@@ -66,6 +66,12 @@ def test_hifigan_lengths_rate_determinism_speakers_and_resume(tmp_path, audio, t
     assert not np.array_equal(wavs(other)["a.wav"][0], got["a.wav"][0])  # the speaker embedding matters
     rerun = resynth(audio, out, tiny_hubert, tiny_kmeans, hifigan, "--speaker", "ex02", "--style", "sad", "--write-units")
     assert rerun.returncode == 0 and "0 extracted, 3 already done" in rerun.stdout
+    record = json.loads((out / "provenance.json").read_text())  # every vocoder file, and both runs
+    job = json.loads((out / ".parts" / "job.json").read_text())
+    assert record["models"]["vocoder"] == job["vocoder"]["files"] and len(record["models"]["vocoder"]) >= 2
+    assert record["recipe"]["speaker"] == job["vocoder"]["speaker"] and len(record["runs"]) == 2
+    assert record["job"]["command"] == "resynth" and record["disagreements"] == {}
+    assert cli("verify", out).returncode == 1  # a resynth job: refused, not half-checked
     changed = resynth(audio, out, tiny_hubert, tiny_kmeans, hifigan, "--speaker", "ex01", "--style", "sad", "--write-units")
     assert changed.returncode == 1 and "(vocoder.speaker differ)" in changed.stderr
 

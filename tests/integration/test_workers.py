@@ -40,7 +40,9 @@ def with_sitecustomize(tmp_path: Path, code: str) -> dict:
 
 
 def outputs_of(out: Path) -> dict[str, bytes]:
-    return {rel: (out / rel).read_bytes() for rel in files_under(out) if not rel.startswith(".parts/")}
+    """The results; not provenance.json, which records each run's own command line, pid and time."""
+    return {rel: (out / rel).read_bytes() for rel in files_under(out)
+            if not rel.startswith(".parts/") and rel != "provenance.json"}
 
 
 @pytest.fixture
@@ -65,6 +67,9 @@ def test_outputs_are_byte_identical_for_any_number_of_workers(tmp_path, corpus, 
     assert all(len(r["f0"]) == len(r["units"]) for r in records)
     job = json.loads((tmp_path / "w2" / ".parts" / "job.json").read_text())
     assert job["resampler"].startswith("soxr ") and job["resampler"].endswith(" HQ")
+    made = [json.loads((tmp_path / f"w{w}" / "provenance.json").read_text()) for w in ("0", "1", "2")]
+    assert made[0]["job"] == made[1]["job"] == made[2]["job"] == job
+    assert made[0]["recipe"] == made[2]["recipe"] and made[0]["models"] == made[2]["models"]
 
 
 def test_a_worker_crash_fails_its_file_only(tmp_path, corpus, tiny_hubert):

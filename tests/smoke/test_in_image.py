@@ -196,6 +196,13 @@ def test_mhubert_25hz_features_equal_upstream_in_the_image(container, shared_dir
         for stem in ("long", "short"):
             ours, reference = np.load(out / "features" / f"{stem}.npy"), golden[f"{stem}/layer2"]
             assert ours.shape == reference.shape and np.abs(ours - reference).max() < 1e-5, stem
+    image = json.loads((out / "provenance.json").read_text())["runs"][0]["image"]  # which environment wrote it
+    assert len(image["manifest_sha256"]) == 64 and len(image["pins_sha256"]) == 64 and "fairseq" in image["sources"]
+    if container.name != "local":
+        assert image["manifest"] == "/opt/textless-stack/manifest.json" and image["variant"]
+    if container.name == "docker":
+        assert image["container"] == "docker"
+    assert ("sif" in image) is (container.name == "apptainer"), image
 
 
 def test_export_to_hugging_face_in_the_image(container, shared_dir):

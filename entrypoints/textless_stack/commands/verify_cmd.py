@@ -1,0 +1,41 @@
+"""Recompute a random sample of a `features` output from the provenance it records (OUTPUT/provenance.json),
+in this environment, and compare: per file the max |diff| of the features, the agreement of the units, and
+whether the bytes are identical.
+
+  textless-stack verify OUT --sample 16 --seed 1 --json verify.json
+
+fp32 on CPU in the environment that wrote the outputs must reproduce their bytes; anywhere else the dtype's
+tolerance applies (precision.py). Recorded settings that differ from this environment are listed.
+
+Exit status: 0 reproduced; 1 not (or the provenance, an input or a model could not be read).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .. import precision
+
+NAME = "verify"
+HELP = "recompute a sample of a features output from its provenance and compare"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("output", type=Path, metavar="OUT", help="a features --output directory")
+    p.add_argument("--sample", type=int, default=8, metavar="N", help="files to recompute (default: 8)")
+    p.add_argument("--seed", type=int, default=0, help="which files: the sample's random seed (default: 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
+    p.add_argument("--dtype", choices=precision.DTYPES, help="recompute in another precision (default: the recorded)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+
+
+def run(args) -> int:
+    from ..verify import VerifySpec, markdown, verdict, verify, write_json
+
+    report = verify(VerifySpec(output=args.output, sample=args.sample, seed=args.seed, device=args.device,
+                               dtype=args.dtype))
+    if args.json:
+        write_json(report, args.json)
+    print(markdown(report))
+    print(verdict(report))
+    return 0 if report["status"] == "pass" else 1
