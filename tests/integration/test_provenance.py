@@ -153,3 +153,14 @@ def test_verify_reads_a_fairseq_dump_by_its_rows(tmp_path, corpus, tiny_hubert):
     np.save(out / "train_0_1.npy", dump)
     r = verify(out, "--sample", 3)
     assert r.returncode == 1 and "g.wav: bytes differ" in r.stdout, r.stdout
+
+
+def test_a_sif_is_identified_by_the_id_in_its_header(tmp_path):
+    import uuid
+
+    made = uuid.uuid4()
+    sif = tmp_path / "x.sif"  # the global header's layout: launch script, magic, version, arch, then the ID
+    sif.write_bytes(b"#!/usr/bin/env run-singularity\n\0" + b"SIF_MAGIC\0" + b"01\0" + b"02\0" + made.bytes + b"\0" * 64)
+    assert provenance.sif_id(sif) == str(made)
+    (tmp_path / "not.sif").write_bytes(b"\0" * 128)
+    assert provenance.sif_id(tmp_path / "not.sif") is None and provenance.sif_id(tmp_path / "absent.sif") is None
