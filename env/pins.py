@@ -38,8 +38,8 @@ def default_variant(pins: dict) -> str:
 
 def lock_names(pins: dict) -> list[str]:
     """runtime-<variant> for every image variant, then dev (constrained by the default variant's lock), then
-    export-check (the plain modern environment exports must load in)."""
-    return [f"runtime-{v}" for v in variants(pins)] + ["dev", "export-check"]
+    export-check (the plain modern environment exports must load in), then sbom (the image's SBOM tool)."""
+    return [f"runtime-{v}" for v in variants(pins)] + ["dev", "export-check", "sbom"]
 
 
 def lock_python(pins: dict, lock: str) -> str:
@@ -67,6 +67,8 @@ def requirements(pins: dict, lock: str) -> list[str]:
         packages = dict(pins["dev"])
     elif lock == "export-check":
         packages = dict(pins["export_check"]["packages"])
+    elif lock == "sbom":
+        packages = dict(pins["sbom"])
     else:
         variant = pins["variants"][lock.removeprefix("runtime-")]
         packages = {**pins["runtime"], **{k: v for k, v in variant.items() if k not in VARIANT_META}}

@@ -2,7 +2,11 @@
 
 The reference is textlesslib's own output: tests/fixtures/f0/golden.json was written by upstream
 textlesslib ba33d669 (tests/fixtures/f0/generate.py; manifest.json names the commit) on the wavs,
-tiny HuBERT and k-means committed beside it.
+tiny HuBERT and k-means committed beside it, on an AMD EPYC host. YAAPT chooses among whole pitch lags, and on
+another CPU's floating point a frame can take the neighbouring lag: upstream textlesslib itself does, on an Intel
+Xeon, for 3 of glide.wav's 320 frames (129.03 vs 130.08 Hz: lags 124 and 123 at 16 kHz). So ours equals
+textlesslib exactly where both run on one host (test_track_is_textlesslib_get_f0_on_this_host), and the golden
+numbers to within one lag (assert_same_pitch).
 """
 
 from __future__ import annotations
@@ -28,6 +32,19 @@ def wav(name: str) -> np.ndarray:
     return sf.read(FIXTURES / "wav" / name, dtype="float32")[0]
 
 
+def assert_same_pitch(ours, expected, what="", slack_hz=0.0, max_moved=0.05, rate=16000):
+    """Equal voicing, every value within one pitch-lag step of the golden one (f^2 / rate: 1.2 Hz at 136 Hz), and
+    at most max_moved of the values moved at all (per-unit means, fewer and each over several frames, take 1.0:
+    their track is held to 5%). slack_hz: for values the output truncates to integers."""
+    ours, expected = np.asarray(ours, np.float64), np.asarray(expected, np.float64)
+    assert ours.shape == expected.shape, what
+    assert np.array_equal(ours > 0, expected > 0), f"{what}: voicing differs"
+    step = 1.5 * expected ** 2 / rate + slack_hz
+    assert (np.abs(ours - expected) <= step).all(), f"{what}: off by more than one lag: {np.abs(ours - expected).max()}"
+    moved = np.abs(ours - expected) > 1e-3 + slack_hz
+    assert moved.mean() <= max_moved, f"{what}: {moved.sum()} of {moved.size} values moved"
+
+
 def test_fixtures_name_their_upstream_commit():
     manifest = json.loads((FIXTURES / "manifest.json").read_text())
     assert manifest["upstream"] == {"project": "textlesslib", "commit": "ba33d669d8284b4f7bfe81e7384e83ab799fe384"}
@@ -36,9 +53,25 @@ def test_fixtures_name_their_upstream_commit():
 @pytest.mark.parametrize("name, low, high", [("glide.wav", 110, 240), ("steady.wav", 175, 185)])
 def test_track_equals_textlesslib_get_f0(golden, name, low, high):
     ours = f0.track(wav(name))
-    assert np.array_equal(ours.numpy(), np.asarray(golden[name]["track"], dtype=np.float32))
+    assert_same_pitch(ours.numpy(), np.asarray(golden[name]["track"], dtype=np.float32), name)
     voiced = ours[ours > 0]  # the fixtures are signals YAAPT tracks: mostly voiced, at their own pitch
     assert voiced.numel() > 0.8 * ours.numel() and low * 0.95 < voiced.median() < high * 1.05
+
+
+@pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
+def test_track_is_textlesslib_get_f0_on_this_host(textlesslib_installed, name):
+    from textless.data.f0_preprocess import get_f0
+
+    x = wav(name)
+    assert np.array_equal(f0.track(x).numpy(), np.asarray(get_f0(x), dtype=np.float32)), name
+
+
+def test_same_pitch_fails_on_a_wrong_track(golden):
+    """The cross-host comparison above still catches what matters: a halved pitch, lost voicing, many moved frames."""
+    track = np.asarray(golden["glide.wav"]["track"], np.float64)
+    for wrong in (track / 2, np.where(np.arange(track.size) == 100, 0.0, track), track * 1.004):
+        with pytest.raises(AssertionError):
+            assert_same_pitch(wrong, track)
 
 
 @pytest.mark.parametrize("name", ["glide.wav", "steady.wav"])
@@ -76,7 +109,7 @@ def test_features_f0_equals_textlesslib_speech_encoder(tmp_path, golden, dedup):
         expected = entry["dedup" if dedup else "plain"]
         assert got[name]["units"] == expected["units"], name
         assert got[name]["durations"] == expected["durations"], name
-        assert np.array_equal(np.float32(got[name]["f0"]), np.float32(expected["f0"])), name
+        assert_same_pitch(got[name]["f0"], expected["f0"], name, max_moved=1.0)
     assert json.loads((out / ".parts" / "job.json").read_text())["f0"] is True
     again = cli("features", FIXTURES / "wav", "-o", out, "--model", FIXTURES / "tiny_hubert.pt", "--layer", "2",
                 "--units", FIXTURES / "km.bin", "--features", "none", "--no-progress",
@@ -116,7 +149,15 @@ def test_textlesslib_transcription_files_per_shard_and_merged(tmp_path, golden):
         for stream, field in (("units", "units"), ("durations", "durations"), ("f0s", "f0")):
             expected[stream].append(name[:-4] + "\t" + ",".join(str(int(x)) for x in streams_of[field]))
     for stream, lines in expected.items():
-        assert (out / f"all_0_1.{stream}").read_text().splitlines() == lines, stream
+        got = (out / f"all_0_1.{stream}").read_text().splitlines()
+        if stream != "f0s":
+            assert got == lines, stream
+            continue
+        assert [line.split("\t")[0] for line in got] == [line.split("\t")[0] for line in lines]
+        for mine, theirs in zip(got, lines):  # str(int(f0)): one lag step, plus the truncation
+            assert_same_pitch([float(v) for v in mine.split("\t")[1].split(",")],
+                              [float(v) for v in theirs.split("\t")[1].split(",")], mine[:5], slack_hz=1.0,
+                              max_moved=1.0)
     assert any("." in str(x) for x in golden["glide.wav"]["dedup"]["f0"])  # so truncation was exercised
 
 
@@ -144,4 +185,4 @@ def test_fields_a_manifest_carries_are_kept_but_never_the_computed_ones(tmp_path
     for record in streams(out).values():
         name = Path(record["path"]).name
         assert record["speaker"] == "s1" and record["durations"] == golden[name]["plain"]["durations"]
-        assert np.array_equal(np.float32(record["f0"]), np.float32(golden[name]["plain"]["f0"]))
+        assert_same_pitch(record["f0"], golden[name]["plain"]["f0"], name, max_moved=1.0)
