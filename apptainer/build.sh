@@ -12,6 +12,8 @@ archive="$state/image.tar"
 echo "sif: docker save $image" >&2
 docker save "$image" -o "$archive"
 docker run --rm --entrypoint cat "$image" /opt/textless-stack/manifest.json >"$state/manifest.json"
+# the image's SBOM travels next to the SIF (it is inside too, at the same path)
+docker run --rm --entrypoint cat "$image" /opt/textless-stack/sbom.cdx.json >"${sif%.sif}.sbom.cdx.json"
 python3 apptainer/render_def.py "$state/manifest.json" "$archive" >"$state/textless-stack.def"
 # %test is run by the test suite (`apptainer test`), not twice here
 apptainer/apptainer.sh "$state" --bind "$(dirname "$sif")" \

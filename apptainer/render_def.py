@@ -25,6 +25,7 @@ def labels(manifest: dict) -> dict[str, str]:
         "org.textless-stack.base": manifest["base_image"]["ref"],
         "org.textless-stack.base.pinned": manifest["base_image"]["pinned"],
         "org.textless-stack.standins": ",".join(manifest["standins_used"]) or "none",
+        "org.textless-stack.sbom": "/opt/textless-stack/sbom.cdx.json",
     }
     for project, record in manifest["sources"].items():
         out[f"org.textless-stack.{project}.pinned-commit"] = pins["sources"][project]["commit"]

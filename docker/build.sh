@@ -44,6 +44,8 @@ secret=()
 if [ -n "${CA_BUNDLE:-}" ] && [ -s "$CA_BUNDLE" ]; then secret=(--secret "id=ca_bundle,src=$CA_BUNDLE"); fi
 
 arg[REVISION]=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# the commit's time, for what records a time (the SBOM): a rebuild of one commit writes the same
+arg[SOURCE_DATE_EPOCH]=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 $(git diff --quiet HEAD 2>/dev/null) || arg[REVISION]="${arg[REVISION]}-dirty"
 arg[BAKE_MODELS]=${BAKE_MODELS:-}
 

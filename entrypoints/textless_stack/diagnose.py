@@ -21,6 +21,20 @@ def manifest_path() -> Path:
     return Path(os.environ.get("TEXTLESS_STACK_MANIFEST") or Path(sys.prefix) / "textless-stack-sources.json")
 
 
+def sbom_path() -> Path:
+    return Path(os.environ.get("TEXTLESS_STACK_SBOM") or manifest_path().parent / "sbom.cdx.json")
+
+
+def _sbom(facts, problems) -> None:
+    path = sbom_path()
+    if path.is_file():
+        facts["sbom"] = f"{path} (CycloneDX)"
+    elif os.environ.get("TEXTLESS_STACK_SBOM"):
+        problems.append(f"{path}: the SBOM this image names is missing")
+    else:
+        facts["sbom"] = "none in this environment (the images carry one at /opt/textless-stack/sbom.cdx.json)"
+
+
 def diagnose() -> tuple[dict, list[str], list[str]]:
     """(facts, problems, warnings)."""
     facts: dict[str, str] = {}
@@ -31,6 +45,7 @@ def diagnose() -> tuple[dict, list[str], list[str]]:
     manifest = _manifest(facts, problems, warnings)
     if manifest:
         _patches(manifest, facts, problems)
+    _sbom(facts, problems)
     _caches(facts, problems)
     _models(facts)
     return facts, problems, warnings

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -35,6 +37,8 @@ def test_doctor_is_healthy(container):
     assert r.returncode == 0, r.stdout + r.stderr
     assert "healthy" in r.stdout and "PROBLEM" not in r.stdout
     assert "patches fairseq" in r.stdout and "files verified" in r.stdout
+    if container.name != "local":
+        assert "/opt/textless-stack/sbom.cdx.json (CycloneDX)" in r.stdout
 
 
 def test_selftest_passes(container):
@@ -87,6 +91,35 @@ def test_patch_report_is_complete(container):
     if m["sources"]["textlesslib"].get("kind") != "unavailable":
         assert m["patches"]["textlesslib"]["transforms_applied"] > 0
     assert m["sources"]["fairseq"]["pinned_commit"] == pins.load()["sources"]["fairseq"]["commit"]
+
+
+def test_the_image_carries_its_sbom(container):
+    """CycloneDX 1.6 at the documented path: every installed distribution at its installed version, the Debian
+    packages, and the patched upstreams tied to the manifest's patch reports; beside the SIF, the same file."""
+    if container.name == "local":
+        pytest.skip("the SBOM is written when an image is built")
+    r = container.run(["-c", "from textless_stack.diagnose import sbom_path; print(sbom_path(), sbom_path().read_text())"],
+                      entrypoint=PYTHON)
+    assert r.returncode == 0, r.stderr
+    path, text = r.stdout.split(" ", 1)
+    assert path == "/opt/textless-stack/sbom.cdx.json"
+    sbom, m = json.loads(text), manifest(container)
+    assert sbom["bomFormat"] == "CycloneDX" and sbom["specVersion"] == "1.6"
+    assert sbom["metadata"]["component"]["version"] == m["revision"]
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    pypi = {norm(c["name"]): c["version"] for c in sbom["components"] if c["purl"].startswith("pkg:pypi/")}
+    frozen = dict(line.split("==", 1) for line in m["freeze"] if "==" in line)
+    assert frozen and {norm(k): v for k, v in frozen.items()}.items() <= pypi.items()
+    debs = {c["name"] for c in sbom["components"] if c["purl"].startswith("pkg:deb/debian/")}
+    assert {"libc6", "libssl3", "ca-certificates"} <= debs
+    by_name = {c["name"]: c for c in sbom["components"]}
+    for project, dist in (("fairseq", "fairseq"), ("hydra", "hydra-core")):
+        props = {p["name"]: p["value"] for p in by_name[dist]["properties"]}
+        canonical = json.dumps(m["patches"][project], sort_keys=True, separators=(",", ":")).encode()
+        assert props["textless-stack:patch-report-sha256"] == hashlib.sha256(canonical).hexdigest(), project
+    if container.name == "apptainer":
+        beside = Path(container.sif).with_name(Path(container.sif).stem + ".sbom.cdx.json")
+        assert json.loads(beside.read_text()) == sbom
 
 
 def test_manifest_names_base_and_stand_ins(container):
