@@ -370,8 +370,8 @@ def _finish(out: Path, record: outputs.JobRecord) -> None:
 
 
 def _absolute(ref: str) -> str:
-    """A path as an absolute path (another working directory must find it); a registry name as it is."""
-    return ref if ref in registry.MODELS or not Path(ref).exists() else str(Path(ref).resolve())
+    """A path (or glob) as an absolute one, which another working directory finds; a registry name as it is."""
+    return ref if ref in registry.MODELS else os.path.abspath(ref)
 
 
 @contextlib.contextmanager
