@@ -63,8 +63,8 @@ def image() -> dict:
     found["sources"] = {name: s.get("commit") or s.get("package") or s.get("kind")
                         for name, s in sorted((manifest.get("sources") or {}).items())}
     sif = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-    if sif:
-        found["sif"] = {"path": sif, "id": sif_id(Path(sif))}
+    if sif:  # the file itself is often not visible inside (--containall): its build date identifies it there
+        found["sif"] = {"path": sif, "id": sif_id(Path(sif)), "build_date": _sif_label("org.label-schema.build-date")}
     if Path("/.dockerenv").exists():
         found["container"] = "docker"
     return found
@@ -81,6 +81,13 @@ def sif_id(path: Path) -> str | None:
         return None
     h = header[48:64].hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _sif_label(name: str) -> str | None:
+    try:
+        return json.loads(Path("/.singularity.d/labels.json").read_text()).get(name)
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _cpu_model() -> str:
