@@ -61,6 +61,15 @@ class ConvGeometry:
         return hop
 
 
+def _grouped_convs_in_fp32(model: torch.nn.Module, dtype: torch.dtype) -> None:
+    """Grouped convolutions (the positional one) back to fp32, fed and read in `dtype` (precision.py says why)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv1d) and module.groups > 1:
+            module.float()
+            module.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
+            module.register_forward_hook(lambda _m, _args, out: out.to(dtype))
+
+
 class DenseEncoder:
     """Wraps a loaded fairseq HuBERT / wav2vec 2.0 model for feature extraction."""
 
@@ -71,6 +80,8 @@ class DenseEncoder:
         self.cpu_forward = self._cpu_forward(model, layer) if self.precision.own_forward else None
         cast = self.precision.torch_dtype if self.precision.cast_weights else None
         self.model = model.to(device=device, dtype=cast).eval()
+        if cast is not None and self.precision.fp32_grouped_conv:
+            _grouped_convs_in_fp32(self.model, cast)
         self.layer = layer
         self.normalize = normalize
         self.device = device

@@ -26,6 +26,10 @@ class Precision:
     autocast: bool         # fairseq's modules run under torch.autocast
     own_forward: bool      # cpu_bf16.CpuBf16Forward replaces fairseq's modules (where it can)
     batch_seconds: float   # padded audio seconds per forward pass (0: one file per pass)
+    # oneDNN's bf16 grouped 1-D convolution returns wrong numbers on AVX512-BF16 CPUs (an Intel Xeon here) for
+    # 8 or fewer channels per group and even kernels (cosine -0.2..-0.7 to fp32): the positional convolution of
+    # small models. Where weights are cast on CPU, grouped convolutions keep fp32 weights and arithmetic.
+    fp32_grouped_conv: bool = False
 
     @property
     def torch_dtype(self):
@@ -42,7 +46,7 @@ def policy(device_type: str, dtype: str) -> Precision:
         return Precision(dtype, cast_weights=False, autocast=reduced, own_forward=False,
                          batch_seconds=CUDA_BATCH_SECONDS)
     return Precision(dtype, cast_weights=reduced, autocast=False, own_forward=dtype == "bf16",
-                     batch_seconds=CPU_BF16_BATCH_SECONDS if dtype == "bf16" else 0.0)
+                     batch_seconds=CPU_BF16_BATCH_SECONDS if dtype == "bf16" else 0.0, fp32_grouped_conv=reduced)
 
 
 def batch_help() -> str:
