@@ -70,7 +70,7 @@ def python_components(site_packages: Path) -> tuple[dict[str, Component], dict[s
 
 def debian_components() -> list[Component]:
     try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Package}\t${Version}\t${Architecture}\n"],
+        out = subprocess.run(["dpkg-query", "-W", "-f", "${db:Status-Abbrev}\t${Package}\t${Version}\t${Architecture}\n"],
                              capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError) as e:
         sys.exit(f"sbom: dpkg-query failed: {e}")
@@ -78,7 +78,9 @@ def debian_components() -> list[Component]:
     distro = f"{release.get('ID', 'debian')}-{release.get('VERSION_ID', '').strip(chr(34))}"
     found = []
     for line in sorted(out.splitlines()):
-        name, version, arch = line.split("\t")
+        status, name, version, arch = line.split("\t")
+        if not status.startswith("ii"):  # removed, only its configuration left
+            continue
         purl = PackageURL("deb", namespace="debian", name=name, version=version,
                           qualifiers={"arch": arch, "distro": distro})
         found.append(Component(name=name, version=version, purl=purl, bom_ref=str(purl), type=ComponentType.LIBRARY))

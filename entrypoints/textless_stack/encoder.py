@@ -64,7 +64,8 @@ class ConvGeometry:
 def _grouped_convs_in_fp32(model: torch.nn.Module, dtype: torch.dtype) -> None:
     """Grouped convolutions (the positional one) back to fp32, fed and read in `dtype` (precision.py says why)."""
     for module in model.modules():
-        if isinstance(module, torch.nn.Conv1d) and module.groups > 1:
+        if isinstance(module, torch.nn.Conv1d) and module.groups > 1 and not getattr(module, "_fp32_hooks", False):
+            module._fp32_hooks = True
             module.float()
             module.register_forward_pre_hook(lambda _m, args: tuple(a.float() for a in args))
             module.register_forward_hook(lambda _m, _args, out: out.to(dtype))

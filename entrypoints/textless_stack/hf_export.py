@@ -231,6 +231,8 @@ def _task_state_json(task) -> dict:
     from fairseq.data import Dictionary
 
     def encode(d):
+        if d is None:
+            return None
         if not isinstance(d, Dictionary):
             raise ExportError(f"the task's state holds a {type(d).__name__}, which a safetensors export cannot "
                               "carry without pickle")
@@ -244,6 +246,8 @@ def _task_state_from_json(saved: dict) -> dict:
     from fairseq.data import Dictionary
 
     def decode(fields):
+        if fields is None:
+            return None
         d = Dictionary()
         d.__dict__.update(fields)
         return d

@@ -326,7 +326,8 @@ class Prepared:
     def provenance(self, spec: FeaturesSpec, stem: str, vocoder: dict | None = None) -> dict:
         """This process's run, for OUTPUT/provenance.json: what `verify` needs to recompute it, and where."""
         recipe = {"inputs": [_absolute(i) for i in spec.inputs], "model": _absolute(self.model_ref),
-                  "units": _absolute(self.units_ref) if self.units_ref else None, "user_dir": spec.user_dir,
+                  "units": _absolute(self.units_ref) if self.units_ref else None,
+                  "user_dir": os.path.abspath(spec.user_dir) if spec.user_dir else None,
                   "layer": self.layer, "dtype": spec.dtype, "max_chunk": self.encoder.max_chunk,
                   "batch_seconds": self.batch_seconds, "deduplicate": spec.deduplicate, "features": spec.features,
                   "save_dtype": spec.save_dtype, "f0": spec.f0, "split": spec.split, "num_shards": self.count}
@@ -352,8 +353,9 @@ def features(spec: FeaturesSpec, only: frozenset[str] | None = None) -> pipeline
         layout = outputs.Layout(spec.output, spec.features, prep.quantizer is not None, spec.split, prep.index,
                                 prep.count, streams=streams)
         record = prep.record(spec, "features", units=prep.quantizer is not None, wav=False, streams=streams)
+        unrecorded = provenance.begin(spec.output, layout.stem)
         layout.claim(record)
-        provenance.add_run(spec.output, prep.provenance(spec, layout.stem))
+        provenance.add_run(spec.output, prep.provenance(spec, layout.stem), unrecorded)
         summary = pipeline.run(pipeline.Job(
             items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
             deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
@@ -424,10 +426,11 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
     synthesis = {"files": vocoder.digests, "speaker": speaker, "style": style, "sample_rate": rate, "seed": spec.seed,
                  "max_decoder_steps": spec.max_decoder_steps, "denoiser_strength": spec.denoiser_strength}
     record = prep.record(spec, "resynth", units=spec.write_units, wav=True, vocoder=synthesis)
+    unrecorded = provenance.begin(spec.output, layout.stem)
     layout.claim(record)
     run = prep.provenance(spec, layout.stem, vocoder=synthesis)
     run["recipe"].update(vocoder=_absolute(spec.vocoder), **{k: v for k, v in synthesis.items() if k != "files"})
-    provenance.add_run(spec.output, run)
+    provenance.add_run(spec.output, run, unrecorded)
     summary = pipeline.run(pipeline.Job(
         items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
         deduplicate=spec.deduplicate, batch_seconds=prep.batch_seconds, progress=spec.progress,

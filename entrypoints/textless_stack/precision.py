@@ -67,6 +67,9 @@ VERIFY_MAX_ABS_DIFF = {"fp32": 1e-4, "fp16": 0.1, "bf16": 0.5}
 VERIFY_MIN_UNIT_AGREEMENT = {"fp32": 0.99, "fp16": 0.95, "bf16": 0.95}
 
 
-def verify_tolerance(dtype: str, device_type: str, same_environment: bool) -> dict:
-    return {"bytes_identical": dtype == "fp32" and device_type == "cpu" and same_environment,
-            "max_abs_diff": VERIFY_MAX_ABS_DIFF[dtype], "min_unit_agreement": VERIFY_MIN_UNIT_AGREEMENT[dtype]}
+def verify_tolerance(dtypes: set[str], device_type: str, same_environment: bool, one_file_per_pass: bool) -> dict:
+    """dtypes: the recorded one and verify's (the looser rules). Bytes only where the arithmetic repeats exactly:
+    fp32 on CPU, one file per pass (a batch shared with other files rounds differently), the same environment."""
+    return {"bytes_identical": dtypes == {"fp32"} and device_type == "cpu" and same_environment and one_file_per_pass,
+            "max_abs_diff": max(VERIFY_MAX_ABS_DIFF[d] for d in dtypes),
+            "min_unit_agreement": min(VERIFY_MIN_UNIT_AGREEMENT[d] for d in dtypes)}

@@ -63,7 +63,7 @@ def image() -> dict:
     found["sources"] = {name: s.get("commit") or s.get("package") or s.get("kind")
                         for name, s in sorted((manifest.get("sources") or {}).items())}
     sif = os.environ.get("APPTAINER_CONTAINER") or os.environ.get("SINGULARITY_CONTAINER")
-    if sif:  # the file itself is often not visible inside (--containall): its build date identifies it there
+    if sif:  # the file is often out of reach inside (--containall): its build date identifies it there
         found["sif"] = {"path": sif, "id": sif_id(Path(sif)), "build_date": _sif_label("org.label-schema.build-date")}
     if Path("/.dockerenv").exists():
         found["container"] = "docker"
@@ -138,10 +138,24 @@ def _shard_path(out: Path, stem: str) -> Path:
     return out / outputs.PARTS / "provenance" / f"{stem}.json"
 
 
-def add_run(out: Path, run: dict) -> None:
-    """Append this process's run to its shard's record (a resumed shard keeps every run that wrote into it)."""
+def begin(out: Path, stem: str) -> bool:
+    """Before the job record is claimed: whether a textless-stack that recorded no provenance already wrote into
+    this shard. The directory for the records is made first, so a job record written since always has it beside."""
+    parts = out / outputs.PARTS
+    legacy = ((parts / "job.json").is_file() and not (parts / "provenance").is_dir()) or (
+        (out / f"{stem}.done.json").is_file() and not _shard_path(out, stem).is_file())
+    with outputs.disk_errors(parts):
+        (parts / "provenance").mkdir(parents=True, exist_ok=True)
+    return legacy
+
+
+def add_run(out: Path, run: dict, after_unrecorded: bool = False) -> None:
+    """Append this process's run to its shard's record (a resumed shard keeps every run that wrote into it).
+    after_unrecorded: an earlier, unrecorded run wrote into it; a placeholder says so, and differs from every run."""
     path = _shard_path(out, run["shard"])
     runs = _read(path)["runs"] if path.is_file() else []
+    if after_unrecorded and not runs:
+        runs = [{"shard": run["shard"], "unrecorded": "a textless-stack that recorded no provenance wrote here"}]
     outputs.save_json(path, {"runs": [*runs, run]})
 
 
@@ -191,7 +205,8 @@ def assemble(out: Path, job: outputs.JobRecord) -> dict:
     runs = [run for stem in stems if stem not in unrecorded for run in _read(_shard_path(out, stem)).get("runs", [])]
     if not runs:
         raise ProvenanceError(f"{out}: no shard recorded a run in {out / outputs.PARTS / 'provenance'}")
-    record = {"schema": SCHEMA, "job": asdict(job), "recipe": runs[0]["recipe"], "models": runs[0]["models"],
+    recorded = next(r for r in runs if "recipe" in r)
+    record = {"schema": SCHEMA, "job": asdict(job), "recipe": recorded["recipe"], "models": recorded["models"],
               "runs": runs, "disagreements": disagreements(runs)}
     if unrecorded:  # written by a textless-stack from before provenance
         record["unrecorded_shards"] = unrecorded

@@ -15,13 +15,13 @@ from textless_stack import integrity, provenance
 
 
 def units_job(corpus, out, tiny_hubert, tiny_kmeans, *extra):
-    r = features(corpus, "-o", out, "--model", tiny_hubert, "--units", tiny_kmeans[0], *extra)
+    r = features(corpus, "-o", out, "--model", tiny_hubert, "--units", tiny_kmeans[0], "--device", "cpu", *extra)
     assert r.returncode == 0, r.stderr
     return out
 
 
 def verify(out, *args):
-    return cli("verify", out, *args)
+    return cli("verify", out, "--device", "cpu", *args)
 
 
 def test_an_output_records_its_job_models_environment_and_recipe(tmp_path, corpus, tiny_hubert, tiny_kmeans):
@@ -53,7 +53,7 @@ def test_a_resumed_shard_keeps_both_runs_and_merge_says_where_shards_disagree(tm
     out = tmp_path / "out"
     for i in range(2):
         r = features(tsv, "-o", out, "--model", tiny_hubert, "--units", tiny_kmeans[0], "--split", "train",
-                     "--shard-index", i, "--num-shards", 2)
+                     "--shard-index", i, "--num-shards", 2, "--device", "cpu")
         assert r.returncode == 0, r.stderr
     assert not (out / "provenance.json").exists()  # a sharded job's record is merge's
     # shard 1 reruns (nothing left to do) on "another machine": its record keeps both runs
@@ -62,7 +62,7 @@ def test_a_resumed_shard_keeps_both_runs_and_merge_says_where_shards_disagree(tm
     runs[0]["gpu"], runs[0]["torch"] = "NVIDIA H100 80GB HBM3", "9.9.9"
     shard1.write_text(json.dumps({"runs": runs}))
     r = features(tsv, "-o", out, "--model", tiny_hubert, "--units", tiny_kmeans[0], "--split", "train",
-                 "--shard-index", 1, "--num-shards", 2)
+                 "--shard-index", 1, "--num-shards", 2, "--device", "cpu")
     assert r.returncode == 0, r.stderr
     assert len(json.loads(shard1.read_text())["runs"]) == 2
     r = cli("merge", out)
@@ -143,7 +143,7 @@ def test_verify_names_a_missing_input_and_missing_provenance(tmp_path, corpus, t
 def test_verify_reads_a_fairseq_dump_by_its_rows(tmp_path, corpus, tiny_hubert):
     tsv = write_tsv(tmp_path / "train.tsv", corpus, ["a.wav", "b/c.wav", "g.wav"])
     out = tmp_path / "out"
-    r = features(tsv, "-o", out, "--model", tiny_hubert, "--features", "dump", "--split", "train")
+    r = features(tsv, "-o", out, "--model", tiny_hubert, "--features", "dump", "--split", "train", "--device", "cpu")
     assert r.returncode == 0, r.stderr
     r = verify(out, "--sample", 3, "--json", tmp_path / "v.json")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -164,3 +164,46 @@ def test_a_sif_is_identified_by_the_id_in_its_header(tmp_path):
     assert provenance.sif_id(sif) == str(made)
     (tmp_path / "not.sif").write_bytes(b"\0" * 128)
     assert provenance.sif_id(tmp_path / "not.sif") is None and provenance.sif_id(tmp_path / "absent.sif") is None
+
+
+def test_verify_of_deduplicated_units_only_compares_frames_and_fails_cleanly(tmp_path, corpus, tiny_hubert,
+                                                                               tiny_kmeans):
+    out = units_job(corpus, tmp_path / "out", tiny_hubert, tiny_kmeans, "--features", "none", "--deduplicate")
+    r = verify(out, "--sample", 6, "--json", tmp_path / "v.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert all(f["bytes_identical"] and f["max_abs_diff"] is None for f in json.loads((tmp_path / "v.json").read_text())["files"])
+    units = out / "all_0_1.units.jsonl"
+    lines = [json.loads(line) for line in units.read_text().splitlines()]
+    lines[1]["units"][0] = (lines[1]["units"][0] + 1) % 12  # one run of frames changes its unit
+    units.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    r = verify(out, "--sample", 6, "--json", tmp_path / "v.json")
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    bad = {f["key"]: f for f in json.loads((tmp_path / "v.json").read_text())["files"]}[lines[1]["path"]]
+    expected = 1 - lines[1]["durations"][0] / sum(lines[1]["durations"])
+    assert bad["unit_agreement"] == pytest.approx(expected) and bad["bytes_identical"] is False
+    assert f"{lines[1]['path']}: bytes differ; fp32 on CPU" in r.stdout
+
+
+def test_files_that_shared_a_batch_are_held_to_the_tolerance_not_to_bytes(tmp_path, corpus, tiny_hubert,
+                                                                          tiny_kmeans):
+    out = units_job(corpus, tmp_path / "out", tiny_hubert, tiny_kmeans, "--batch-seconds", "100")
+    r = verify(out, "--sample", 2, "--json", tmp_path / "v.json")
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert r.returncode == 0 and report["tolerance"]["bytes_identical"] is False, r.stdout
+    assert all(f["max_abs_diff"] <= 1e-4 for f in report["files"])
+
+
+def test_a_shard_an_older_version_began_is_marked_and_never_called_the_same_environment(tmp_path, corpus,
+                                                                                         tiny_hubert, tiny_kmeans):
+    out = units_job(corpus, tmp_path / "out", tiny_hubert, tiny_kmeans)
+    import shutil
+
+    shutil.rmtree(out / ".parts" / "provenance")  # what a textless-stack before provenance left
+    (out / "provenance.json").unlink()
+    units_job(corpus, out, tiny_hubert, tiny_kmeans)  # resumed: nothing left to do
+    record = provenance.read(out)
+    assert [bool(r.get("unrecorded")) for r in record["runs"]] == [True, False]
+    assert "unrecorded" in record["disagreements"]
+    r = verify(out, "--sample", 2, "--json", tmp_path / "v.json")
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert r.returncode == 0 and report["tolerance"]["bytes_identical"] is False and report["differs"]
