@@ -353,9 +353,7 @@ def features(spec: FeaturesSpec, only: frozenset[str] | None = None) -> pipeline
         layout = outputs.Layout(spec.output, spec.features, prep.quantizer is not None, spec.split, prep.index,
                                 prep.count, streams=streams)
         record = prep.record(spec, "features", units=prep.quantizer is not None, wav=False, streams=streams)
-        unrecorded = provenance.begin(spec.output, layout.stem)
-        layout.claim(record)
-        provenance.add_run(spec.output, prep.provenance(spec, layout.stem), unrecorded)
+        _claim(spec.output, layout, record, prep.provenance(spec, layout.stem))
         summary = pipeline.run(pipeline.Job(
             items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
             deduplicate=spec.deduplicate, save_dtype=spec.save_dtype, batch_seconds=prep.batch_seconds,
@@ -363,6 +361,13 @@ def features(spec: FeaturesSpec, only: frozenset[str] | None = None) -> pipeline
         ))
         _finish(spec.output, record)
         return summary
+
+
+def _claim(out: Path, layout: outputs.Layout, record: outputs.JobRecord, run: dict) -> None:
+    """Tie the directory to this job, and record this process's run in its shard's provenance."""
+    unrecorded = provenance.begin(out, layout.stem)  # read before the claim writes the job record
+    layout.claim(record)
+    provenance.add_run(out, run, unrecorded)
 
 
 def _finish(out: Path, record: outputs.JobRecord) -> None:
@@ -426,11 +431,9 @@ def _resynth(spec: ResynthSpec) -> pipeline.Summary:
     synthesis = {"files": vocoder.digests, "speaker": speaker, "style": style, "sample_rate": rate, "seed": spec.seed,
                  "max_decoder_steps": spec.max_decoder_steps, "denoiser_strength": spec.denoiser_strength}
     record = prep.record(spec, "resynth", units=spec.write_units, wav=True, vocoder=synthesis)
-    unrecorded = provenance.begin(spec.output, layout.stem)
-    layout.claim(record)
     run = prep.provenance(spec, layout.stem, vocoder=synthesis)
     run["recipe"].update(vocoder=_absolute(spec.vocoder), **{k: v for k, v in synthesis.items() if k != "files"})
-    provenance.add_run(spec.output, run, unrecorded)
+    _claim(spec.output, layout, record, run)
     summary = pipeline.run(pipeline.Job(
         items=prep.items, layout=layout, encoder=prep.encoder, quantizer=prep.quantizer,
         deduplicate=spec.deduplicate, batch_seconds=prep.batch_seconds, progress=spec.progress,

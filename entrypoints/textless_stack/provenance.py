@@ -100,18 +100,11 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def _driver() -> str | None:
-    try:
-        text = Path("/proc/driver/nvidia/version").read_text()
-    except OSError:
-        return None
-    words = text.split()
-    return next((w for w in words if w[:1].isdigit() and w.count(".") >= 1), None)
-
-
 def environment(device) -> dict:
     """This process's software and hardware, as far as they change numbers."""
     import torch
+
+    from .diagnose import host_driver
 
     cuda = getattr(device, "type", str(device)) == "cuda"
     return {
@@ -122,7 +115,7 @@ def environment(device) -> dict:
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "device": getattr(device, "type", str(device)),
         "gpu": torch.cuda.get_device_name(device) if cuda else None,
-        "driver": _driver() if cuda else None,
+        "driver": host_driver() if cuda else None,
         "cpu": _cpu_model(),
         "image": image(),
     }
@@ -171,11 +164,12 @@ def _read(path: Path) -> dict:
     return data
 
 
-def _flatten(record: dict, prefix: str = "") -> dict:
+def flatten(record: dict, prefix: str = "") -> dict:
+    """Nested fields dotted: {"image": {"sif": {"id": x}}} -> {"image.sif.id": x}."""
     flat = {}
     for k, v in record.items():
         if isinstance(v, dict) and v:
-            flat.update(_flatten(v, f"{prefix}{k}."))
+            flat.update(flatten(v, f"{prefix}{k}."))
         else:
             flat[f"{prefix}{k}"] = v
     return flat
@@ -183,7 +177,7 @@ def _flatten(record: dict, prefix: str = "") -> dict:
 
 def disagreements(runs: list[dict]) -> dict:
     """{field: {shard: value}} for every field on which the runs differ (nested fields dotted: image.sif.id)."""
-    flat = [(r["shard"], _flatten({k: v for k, v in r.items() if k not in _PER_RUN})) for r in runs]
+    flat = [(r["shard"], flatten({k: v for k, v in r.items() if k not in _PER_RUN})) for r in runs]
     fields = sorted({k for _, f in flat for k in f})
     found = {}
     for field in fields:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import inputs, outputs, precision, provenance, store
+from . import inputs, precision, provenance, store
 from .errors import UserError
 from .outputs import JobRecord
 
@@ -222,10 +222,10 @@ def _compare(key: str, old, new, old_units, new_units) -> dict:
 
 def _differences(recorded: list[dict], now: dict) -> list[str]:
     """'field: recorded -> now' for each environment field where this run differs from a recorded run."""
-    flat_now = provenance._flatten(now)
+    flat_now, flat_recorded = provenance.flatten(now), [provenance.flatten(r) for r in recorded]
     found = []
     for field in _ENVIRONMENT:
-        before = sorted({json.dumps(provenance._flatten(r).get(field)) for r in recorded})
+        before = sorted({json.dumps(r.get(field)) for r in flat_recorded})
         after = json.dumps(flat_now.get(field))
         if before != [after]:
             found.append(f"{field}: {' / '.join(before)} -> {after}")
@@ -252,7 +252,3 @@ def verdict(report: dict) -> str:
     if report["status"] == "pass":
         return f"verify: PASS: {report['sample']['files']} files reproduce ({rule})"
     return f"verify: FAIL: {len(report['failures'])} problem(s): " + "; ".join(report["failures"][:5])
-
-
-def write_json(report: dict, path: Path) -> None:
-    outputs.save_json(path, report)

@@ -30,12 +30,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from ..verify import VerifySpec, markdown, verdict, verify, write_json
+    from ..outputs import save_json
+    from ..verify import VerifySpec, markdown, verdict, verify
 
     report = verify(VerifySpec(output=args.output, sample=args.sample, seed=args.seed, device=args.device,
                                dtype=args.dtype))
     if args.json:
-        write_json(report, args.json)
+        save_json(args.json, report)
     print(markdown(report))
     print(verdict(report))
     return 0 if report["status"] == "pass" else 1
