@@ -166,6 +166,14 @@ $(DOCKER_STATE)/image-$(VARIANT).id: image
 .PHONY: sif
 sif: image $(SIF) ## build the Apptainer SIF for VARIANT (.build/sif/) from its Docker image
 
+# Two builds of one commit, the second with no build cache at all, compared file by file (env/repro.py).
+REPRO_DIR := $(BUILD_DIR)/repro
+
+.PHONY: repro-check
+repro-check: sif ## rebuild image and SIF with no build cache and compare their files, freeze, patch reports and manifest (~25 min)
+	export $(ENGINE); trap 'docker/engine.sh stop $(DOCKER_STATE)' EXIT; \
+	CA_BUNDLE=$(CA_BUNDLE) env/repro-check.sh $(VARIANT) $(IMAGE) $(SIF) $(REPRO_DIR) $(SRC) $(APPTAINER_STATE)
+
 .PHONY: engine-stop
 engine-stop: ## stop the private Docker engine the harness started (if any)
 	docker/engine.sh stop $(DOCKER_STATE)

@@ -51,7 +51,8 @@ arg[BAKE_MODELS]=${BAKE_MODELS:-}
 
 build_args=()
 for name in "${!arg[@]}"; do build_args+=(--build-arg "$name=${arg[$name]}"); done
-DOCKER_BUILDKIT=1 $client build \
+# NO_CACHE=1: build every step again (`make repro-check`)
+DOCKER_BUILDKIT=1 $client build ${NO_CACHE:+--no-cache} \
     --file docker/Dockerfile --target runtime --tag "$tag" "${secret[@]}" "${build_args[@]}" "$context"
 # the id file changes (mtime) only when the image does: the SIF target depends on it
 id=$(docker image inspect "$tag" --format '{{.Id}}')
