@@ -34,5 +34,7 @@ mkdir -p "$wheels"
 "$TOOL_PYTHON" "$here/pins.py" build-constraints >"$work/build-constraints.txt"
 case $project in textlesslib) dist=textless ;; *) dist=$project ;; esac  # wheel names
 rm -f "$wheels/$dist"-*.whl
-"$UV" build --quiet --wheel --python "$PYTHON" --build-constraint "$work/build-constraints.txt" \
+# No debug info in C extensions: it would carry the random path of uv's temporary build environment
+# (numpy's headers), and every build's .so would differ (`make repro-check`). Code generation is unchanged.
+CFLAGS="${CFLAGS:+$CFLAGS }-g0" "$UV" build --quiet --wheel --python "$PYTHON" --build-constraint "$work/build-constraints.txt" \
     --out-dir "$wheels" "$work/$project"
