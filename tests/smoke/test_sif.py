@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+from pathlib import Path
+
+import pytest
 
 import pins
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_apptainer_test_passes(sif_runner):
@@ -49,3 +55,23 @@ def test_outputs_are_bit_identical_to_docker(sif_runner, docker_runner, legacy_c
         outputs[runner.name] = {p.name: p.read_bytes() for p in out.glob("all_0_1.*")}
     assert set(outputs["docker"]) == {"all_0_1.npy", "all_0_1.len", "all_0_1.done.json"}
     assert outputs["docker"] == outputs["apptainer"]
+
+
+def test_a_sif_build_without_the_disk_for_it_stops_at_once_and_names_the_place(docker_runner, tmp_path):
+    """A disk that fills half-way through a ten-minute SIF build (a CI run once ended in `copy_file_range: no
+    space left on device`) is caught before `docker save`: one line with the directory, free and needed space."""
+    if os.geteuid() != 0:
+        pytest.skip("a small filesystem for the build's scratch needs root (mount -t tmpfs)")
+    state = tmp_path / "state"
+    state.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(state)], check=True)
+    try:
+        r = subprocess.run([str(REPO / "apptainer/build.sh"), docker_runner.image, str(state / "x.sif"), str(state)],
+                           capture_output=True, text=True, timeout=300)
+        left = sorted(p.name for p in state.iterdir())
+    finally:
+        subprocess.run(["umount", str(state)], check=True)
+    assert r.returncode == 1, r.stderr[-2000:]
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("sif: not enough free disk") and str(state) in last and "GiB needed" in last, last
+    assert left == [], f"nothing written before the check: {left}"
