@@ -38,6 +38,10 @@ class VerifySpec:
     device: str = "auto"
     dtype: str | None = None            # default: the recorded one
     progress: bool = False
+    # where the recorded inputs and model files are here, when not at the recorded paths (a reader's copy)
+    inputs: tuple[str, ...] | None = None
+    model: str | None = None
+    units: str | None = None
 
 
 def verify(spec: VerifySpec) -> dict:
@@ -52,7 +56,8 @@ def verify(spec: VerifySpec) -> dict:
     if spec.sample < 1:
         raise VerifyError(f"--sample {spec.sample}: at least one file")
     layout_job = JobRecord(**job)
-    items = _collect(spec.output, recipe["inputs"])
+    here = _inputs_here(spec, recipe["inputs"])
+    items = _collect(spec.output, here, "" if spec.inputs else " (--inputs says where the inputs are now)")
     recorded_units = _recorded_units(spec.output, layout_job)
     rows = _recorded_rows(spec.output, layout_job, items) if job["features"] == "dump" else None
     done = _recorded_keys(spec.output, layout_job, recorded_units, rows)
@@ -64,17 +69,21 @@ def verify(spec: VerifySpec) -> dict:
     for key in (done[i] for i in chosen):
         item = by_stem.get(_stem(key))
         if item is None or not item.path.is_file():
-            where = item.path if item is not None else f"{key} (under {', '.join(recipe['inputs'])})"
-            raise VerifyError(f"{where}: an input of {spec.output} is missing: it cannot be recomputed")
+            where = item.path if item is not None else f"{key} (under {', '.join(here)})"
+            raise VerifyError(f"{where}: an input of {spec.output} is missing: it cannot be recomputed"
+                              + ("" if spec.inputs else " (--inputs says where the inputs are now)"))
         sample.append(item)
-    _check_models(record)
+    model, units = spec.model or recipe["model"], spec.units or recipe["units"]
+    if spec.units and not recipe["units"]:
+        raise VerifyError(f"--units {spec.units}: {spec.output} was made without k-means units")
+    _check_models(record, model, units)
 
     dtype = spec.dtype or recipe["dtype"]
     with tempfile.TemporaryDirectory(prefix="textless-verify.") as tmp:
         again = Path(tmp) / "out"
         features(FeaturesSpec(
-            inputs=tuple(recipe["inputs"]), output=again, model=recipe["model"], user_dir=recipe.get("user_dir"),
-            layer=recipe["layer"], units=recipe["units"], features="npy" if job["features"] != "none" else "none",
+            inputs=tuple(here), output=again, model=model, user_dir=recipe.get("user_dir"),
+            layer=recipe["layer"], units=units, features="npy" if job["features"] != "none" else "none",
             save_dtype=recipe["save_dtype"], deduplicate=recipe["deduplicate"], f0=False,  # F0: not compared
             device=spec.device, dtype=dtype, max_chunk=recipe["max_chunk"], batch_seconds=recipe["batch_seconds"],
             shard_index=0, num_shards=1, progress=spec.progress, workers=0,
@@ -108,23 +117,36 @@ def verify(spec: VerifySpec) -> dict:
                             f"{tolerance['min_unit_agreement']:.0%}")
     return {"schema": SCHEMA, "output": str(spec.output), "status": "fail" if failures else "pass",
             "failures": failures, "sample": {"files": len(sample), "of": len(done), "seed": spec.seed},
-            "dtype": dtype, "device": device, "tolerance": tolerance, "differs": differs, "files": files}
+            "dtype": dtype, "device": device, "tolerance": tolerance, "differs": differs, "files": files,
+            "found_at": {what: {"recorded": rec, "here": now_} for what, rec, now_ in (
+                ("inputs", recipe["inputs"], here), ("model", recipe["model"], model), ("units", recipe["units"], units))
+                if rec != now_}}
 
 
-def _collect(out: Path, specs: list[str]) -> list:
+def _inputs_here(spec: VerifySpec, recorded: list[str]) -> list[str]:
+    """The recorded inputs, or where --inputs says they are now (one for each, in the recorded order)."""
+    if not spec.inputs:
+        return list(recorded)
+    if len(spec.inputs) != len(recorded):
+        raise VerifyError(f"--inputs: {len(spec.inputs)} given, but {spec.output} was made from {len(recorded)}: "
+                          f"{', '.join(recorded)}")
+    return [str(Path(p).resolve()) for p in spec.inputs]
+
+
+def _collect(out: Path, specs: list[str], hint: str) -> list:
     found = []
     for one in specs:
         try:
             found += inputs.collect(one)
         except UserError as e:
-            raise VerifyError(f"{out}: a recorded input cannot be read: {e}") from None
+            raise VerifyError(f"{out}: an input cannot be read: {e}{hint}") from None
     return found
 
 
-def _check_models(record: dict) -> None:
-    recipe, models = record["recipe"], record["models"]
-    for what, ref, digest in (("model", recipe["model"], models["dense"]), ("k-means", recipe["units"],
-                                                                            models["kmeans"])):
+def _check_models(record: dict, model: str, units: str | None) -> None:
+    """The model files found here must be the recorded ones, byte for byte, wherever they are."""
+    models = record["models"]
+    for what, ref, digest in (("model", model, models["dense"]), ("k-means", units, models["kmeans"])):
         if ref is None:
             continue
         try:
@@ -241,6 +263,8 @@ def markdown(report: dict) -> str:
         agree = "-" if f["unit_agreement"] is None else f"{f['unit_agreement']:.2%}"
         lines.append(f"| {f['key']} | {diff} | {agree} | {f.get('error') or f['bytes_identical']} |")
     lines.append("")
+    for what, where in report.get("found_at", {}).items():
+        lines.append(f"{what} found elsewhere: {where['recorded']} -> {where['here']}")
     lines.append("differs from the recorded run: " + ("; ".join(report["differs"]) if report["differs"] else
                                                       "nothing (the same environment)"))
     return "\n".join(lines)

@@ -130,7 +130,8 @@ def test_verify_names_a_missing_input_and_missing_provenance(tmp_path, corpus, t
     (corpus / "g.wav").unlink()
     r = verify(out, "--sample", 6)
     assert r.returncode == 1 and r.stderr.strip().splitlines()[-1] == (
-        f"textless-stack: error: g.wav (under {corpus}): an input of {out} is missing: it cannot be recomputed"), \
+        f"textless-stack: error: g.wav (under {corpus}): an input of {out} is missing: it cannot be recomputed "
+        "(--inputs says where the inputs are now)"), \
         r.stderr
     (out / "provenance.json").unlink()
     r = verify(out)
@@ -138,6 +139,38 @@ def test_verify_names_a_missing_input_and_missing_provenance(tmp_path, corpus, t
     (out / "provenance.json").write_text("{")
     r = verify(out)
     assert r.returncode == 1 and f"{out / 'provenance.json'}: unreadable (JSONDecodeError" in r.stderr
+
+
+def test_verify_of_a_copy_finds_inputs_and_models_where_the_reader_has_them(tmp_path, corpus, tiny_hubert,
+                                                                              tiny_kmeans):
+    """A paper's reader has the outputs, the audio and the models, at paths of their own."""
+    import shutil
+    author = tmp_path / "author"
+    author.mkdir()
+    model, km = shutil.copy(tiny_hubert, author / "model.pt"), shutil.copy(tiny_kmeans[0], author / "km.bin")
+    out = units_job(corpus, author / "out", model, (km,))
+    reader = tmp_path / "reader"
+    shutil.copytree(corpus, reader / "audio")
+    shutil.copytree(author, reader, dirs_exist_ok=True)
+    shutil.rmtree(corpus)
+    shutil.rmtree(author)
+    r = verify(reader / "out", "--sample", 6)
+    assert r.returncode == 1 and "(--inputs says where the inputs are now)" in r.stderr, r.stderr
+    r = verify(reader / "out", "--sample", 6, "--inputs", reader / "audio", "--model", reader / "model.pt",
+               "--units", reader / "km.bin", "--json", tmp_path / "v.json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["tolerance"]["bytes_identical"] and all(f["bytes_identical"] for f in report["files"])
+    assert report["found_at"]["inputs"] == {"recorded": [str(corpus)], "here": [str(reader / "audio")]}
+    assert report["found_at"]["model"]["here"] == str(reader / "model.pt")
+    assert f"inputs found elsewhere: ['{corpus}'] -> ['{reader / 'audio'}']" in r.stdout
+    # the files found must be the recorded ones: another model is refused by its digest, before any work
+    (reader / "model.pt").write_bytes((reader / "model.pt").read_bytes() + b"\0")
+    r = verify(reader / "out", "--inputs", reader / "audio", "--model", reader / "model.pt", "--units",
+               reader / "km.bin")
+    assert r.returncode == 1 and f"{reader / 'model.pt'}: sha256" in r.stderr and "not the recorded model" in r.stderr
+    r = verify(reader / "out", "--inputs", reader / "audio", reader / "audio")
+    assert r.returncode == 1 and f"--inputs: 2 given, but {reader / 'out'} was made from 1: {corpus}" in r.stderr
 
 
 def test_verify_reads_a_fairseq_dump_by_its_rows(tmp_path, corpus, tiny_hubert):

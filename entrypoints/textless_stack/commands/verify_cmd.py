@@ -3,6 +3,7 @@ in this environment, and compare: per file the max |diff| of the features, the a
 whether the bytes are identical.
 
   textless-stack verify OUT --sample 16 --seed 1 --json verify.json
+  textless-stack verify OUT --inputs /data/LibriSpeech/dev-clean --model hubert_base_ls960.pt   # a reader's copy
 
 fp32 on CPU in the environment that wrote the outputs must reproduce their bytes; anywhere else the dtype's
 tolerance applies (precision.py). Recorded settings that differ from this environment are listed.
@@ -27,6 +28,11 @@ def add_arguments(p) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     p.add_argument("--dtype", choices=precision.DTYPES, help="recompute in another precision (default: the recorded)")
     p.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    here = p.add_argument_group("where the recorded files are now (default: at the recorded paths)")
+    here.add_argument("--inputs", nargs="+", metavar="PATH",
+                      help="the recorded inputs (directory, file or .tsv), one for each, in the recorded order")
+    here.add_argument("--model", metavar="PATH", help="the recorded model file (its sha256 must match the record)")
+    here.add_argument("--units", metavar="PATH", help="the recorded k-means file (its sha256 must match the record)")
 
 
 def run(args) -> int:
@@ -34,7 +40,8 @@ def run(args) -> int:
     from ..verify import VerifySpec, markdown, verdict, verify
 
     report = verify(VerifySpec(output=args.output, sample=args.sample, seed=args.seed, device=args.device,
-                               dtype=args.dtype))
+                               dtype=args.dtype, inputs=tuple(args.inputs) if args.inputs else None,
+                               model=args.model, units=args.units))
     if args.json:
         save_json(args.json, report)
     print(markdown(report))
