@@ -25,8 +25,10 @@ inventory_sif() {
 
 echo "repro-check: inventory of $image" >&2
 inventory_image "$image" "$work/image-a.json"
-echo "repro-check: dropping the whole build cache (cache mounts included), then rebuilding with --no-cache" >&2
-docker builder prune --all --force >/dev/null
+# --no-cache skips the layer cache; the cache mounts (uv's) it would still use are dropped here. Only those:
+# on a shared engine other projects keep their layer cache, though not their cache mounts.
+echo "repro-check: dropping the build cache mounts (uv's), then rebuilding with --no-cache" >&2
+docker builder prune --all --force --filter type=exec.cachemount >/dev/null
 start=$(date +%s)
 NO_CACHE=1 docker/build.sh "$variant" "$rebuild" "$work/docker" "$src"
 echo "repro-check: rebuilt in $(($(date +%s) - start)) s" >&2

@@ -122,3 +122,31 @@ def test_uv_cache_info_is_dropped_with_its_record_line(tmp_path):
 def test_without_a_fixed_hash_seed_it_refuses(tmp_path):
     r = finish(tmp_path, seed=None)
     assert r.returncode == 2 and "PYTHONHASHSEED=0" in r.stderr
+
+
+def test_python2_files_are_counted_and_any_other_failure_names_its_file_and_fails(tmp_path):
+    site = tmp_path / "site-packages"
+    (site / "pkg").mkdir(parents=True)
+    (site / "pkg" / "py2.py").write_text("print 'hello'\n")
+    (site / "pkg" / "ok.py").write_text("X = 1\n")
+    # a foreign pyc with no source and bytes marshal cannot read is none of our business
+    (site / "pkg" / "__pycache__").mkdir()
+    (site / "pkg" / "__pycache__" / "gone.cpython-310.pyc").write_bytes(b"not a pyc")
+    r = finish(site)
+    assert r.returncode == 0, r.stderr
+    assert "1 files that are not Python 3" in r.stdout and pyc_of(site / "pkg" / "ok.py").exists()
+    assert not pyc_of(site / "pkg" / "py2.py").exists()
+    assert not list((site / "pkg" / "__pycache__").glob("*.tmp")), "no temporary file left"
+
+    (site / "bad").mkdir()
+    (site / "bad" / "m.py").write_text("Y = 2\n")
+    (site / "bad" / "__pycache__").write_text("a file where the pyc directory goes")
+    r = finish(site)
+    assert r.returncode == 1
+    assert f"finish_venv: {site / 'bad' / 'm.py'}: FileExistsError" in r.stderr
+    assert "1 files could not be compiled or written" in r.stderr
+
+
+def test_a_directory_that_is_not_there_is_refused_by_name(tmp_path):
+    r = finish(tmp_path, tmp_path / "nope")
+    assert r.returncode == 2 and f"finish_venv: {tmp_path / 'nope'}: not a directory" in r.stderr
