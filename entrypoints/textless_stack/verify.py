@@ -9,6 +9,7 @@ dtype) are listed, since they explain a difference.
 from __future__ import annotations
 
 import json
+import os
 import random
 import tempfile
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def _inputs_here(spec: VerifySpec, recorded: list[str]) -> list[str]:
     if len(spec.inputs) != len(recorded):
         raise VerifyError(f"--inputs: {len(spec.inputs)} given, but {spec.output} was made from {len(recorded)}: "
                           f"{', '.join(recorded)}")
-    return [str(Path(p).resolve()) for p in spec.inputs]
+    return [os.path.abspath(p) for p in spec.inputs]  # as `features` records them: links kept
 
 
 def _collect(out: Path, specs: list[str], hint: str) -> list:
