@@ -84,7 +84,9 @@ def _alive() -> bool:
 
 
 # Imported once by the fork server, so each worker starts at once; workers import no torch.
-# "__main__": the server imports the main module once; otherwise every worker imports it again.
+# "__main__" is meant to spare each worker re-running the main script, but Python 3.10's fork server never
+# receives its path (a key mismatch in multiprocessing), so every worker re-runs it: the CLI's imports must
+# stay free of torch (test_decoding_workers_do_not_load_torch).
 _PRELOAD = ["__main__", "textless_stack.decoding", "textless_stack.audio", "numpy", "soundfile", "soxr"]
 _PRELOAD_F0 = ["textless_stack.f0", "amfm_decompy.pYAAPT", "librosa.util"]
 

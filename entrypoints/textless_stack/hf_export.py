@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from .errors import UserError
+from .export_contract import FORMATS  # noqa: F401 - hf_export.FORMATS
 
-FORMATS = ("hf", "safetensors")
 SAFETENSORS_FORMAT = "textless-stack/fairseq-safetensors/1"  # config.json's "format" in a safetensors export
 HF_POS_CONV_BATCH_NORM = "4.48"  # the transformers release that added HubertConfig.conv_pos_batch_norm
 

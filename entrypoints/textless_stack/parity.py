@@ -23,10 +23,10 @@ import torch.nn.functional as F
 
 from . import __version__, audio, hf_export
 from .errors import UserError
+from .export_contract import DEFAULT_TOLERANCE
 from .integrity import sha256_file
 
 PARITY_SCHEMA = "textless-stack/parity/1"
-DEFAULT_TOLERANCE = 1e-4        # absolute; fp32 rounding through HuBERT base's 12 layers measures ~2.4e-6
 MIN_UNIT_AGREEMENT = 0.99       # a frame within rounding of two centroids may flip; more than 1% may not
 CPU = torch.device("cpu")
 

@@ -158,3 +158,28 @@ def test_where_worker_processes_cannot_start_decoding_falls_back_to_one_thread(t
     assert r.returncode == 0, r.stderr
     assert "decoding worker processes cannot start here (OSError" in r.stderr
     assert len(list((out / "features").rglob("*.npy"))) == len(SPEC)
+
+
+CONSOLE_SCRIPT_SHAPED = '''
+import os, sys
+from textless_stack.cli import main  # what the `textless-stack` console script imports; Python re-runs it per worker
+from textless_stack import decoding
+
+if __name__ == "__main__":
+    decoder = decoding.Decoder(2, False)
+    pids = {decoder.pool.submit(os.getpid).result() for _ in range(4)}
+    with_torch = sorted(pid for pid in pids if "libtorch" in open(f"/proc/{pid}/maps").read())
+    decoder.close()
+    print(len(pids), "workers;", len(with_torch), "with torch loaded")
+'''
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/PID/maps")
+def test_decoding_workers_do_not_load_torch(tmp_path):
+    """Each worker re-runs the main script (3.10's fork server drops its '__main__' preload): if the CLI
+    imported torch, every worker would load it, seconds and hundreds of MB each, before its first file."""
+    script = tmp_path / "textless-stack"
+    script.write_text(CONSOLE_SCRIPT_SHAPED)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split(";")[1].strip() == "0 with torch loaded", r.stdout

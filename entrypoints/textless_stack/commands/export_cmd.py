@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .. import hf_export, parity
+from ..export_contract import DEFAULT_TOLERANCE, FORMATS
 
 NAME = "export"
 HELP = "export a dense model (+ k-means) to Hugging Face / safetensors, with a parity certificate"
@@ -30,16 +30,17 @@ HELP = "export a dense model (+ k-means) to Hugging Face / safetensors, with a p
 def add_arguments(p) -> None:
     p.add_argument("model", metavar="CKPT", help="registry name or fairseq checkpoint")
     p.add_argument("output", metavar="OUTDIR", type=Path, help="a new (or empty) directory")
-    p.add_argument("--format", choices=hf_export.FORMATS, default="hf")
+    p.add_argument("--format", choices=FORMATS, default="hf")
     p.add_argument("--units", metavar="KMEANS", help="k-means registry name or file to export beside it")
     p.add_argument("--layer", type=int, help="the layer the k-means was trained on (default: the registry's)")
     p.add_argument("--audio", nargs="+", type=Path, help="audio files for the certificate (default: sample speech)")
-    p.add_argument("--tolerance", type=float, default=parity.DEFAULT_TOLERANCE,
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest max |diff| per file and layer that passes (default %(default)g)")
     p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
 
 
 def run(args) -> int:
+    from .. import parity  # torch: only when the command runs
     from ..export import ExportSpec, export
 
     report = export(ExportSpec.from_namespace(args))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import parity
+from ..export_contract import DEFAULT_TOLERANCE
 
 NAME = "parity"
 HELP = "compare an export (hf:DIR | safetensors:DIR) with the fairseq reference on given audio"
@@ -23,12 +23,14 @@ def add_arguments(p) -> None:
     p.add_argument("--against", required=True, metavar="FORMAT:DIR", help="hf:DIR or safetensors:DIR")
     p.add_argument("--units", metavar="KMEANS", help="the original k-means: compare units with the export's kmeans.npy")
     p.add_argument("--layer", type=int, help="the units' layer (default: the export's kmeans.json)")
-    p.add_argument("--tolerance", type=float, default=parity.DEFAULT_TOLERANCE)
+    p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE)
     p.add_argument("-o", "--output", type=Path, help="write parity.json and PARITY.md here")
     p.add_argument("--user-dir", metavar="DIR", help="the fairseq plugin (--user-dir) a checkpoint's model needs")
 
 
 def run(args) -> int:
+    from .. import parity  # torch: only when the command runs
+
     spec = parity.Spec(model=args.model, target=args.against, audio=args.audio, units=args.units, layer=args.layer,
                        tolerance=args.tolerance, user_dir=args.user_dir)
     recorded = Path(args.against.partition(":")[2]) / "parity.json"
