@@ -215,7 +215,9 @@ def _encode_and_write(job: Job, summary: Summary, batch: list[tuple[inputs.Item,
         if units is not None:
             per_file_units[owner].append(units[i])
     for (item, wav), parts, unit_parts in zip(usable, per_file, per_file_units):
-        features = torch.cat(parts, 0)
+        # one copy, in the saved dtype, and none when no features are written (units only)
+        features = None if job.layout.features == "none" else \
+            np.concatenate([p.numpy() for p in parts], dtype=job.save_dtype)
         file_units = np.concatenate(unit_parts) if units is not None else None
         try:
             writer.submit(_write(job, item, features, file_units, tracks.get(item.key)))
@@ -232,7 +234,7 @@ class _FileFailed(Exception):
     pass
 
 
-def _write(job: Job, item: inputs.Item, features: torch.Tensor, units: np.ndarray | None,
+def _write(job: Job, item: inputs.Item, features: np.ndarray | None, units: np.ndarray | None,
            track: torch.Tensor | None = None) -> Callable:
     """Compute what this file's outputs hold (F0, speech; its units come assigned with the batch) here; return
     the writing of them, which the writer thread does. A file that fails here has nothing written."""
@@ -259,9 +261,8 @@ def _write(job: Job, item: inputs.Item, features: torch.Tensor, units: np.ndarra
                 except f0.F0Error as e:
                     raise _FileFailed(str(e)) from None
             saves.append(lambda: outputs.save_json(layout.units_part(key), record))
-    if layout.features != "none":
-        array = features.numpy().astype(job.save_dtype)
-        saves.append(lambda: outputs.save_npy(layout.features_part(key), array))
+    if features is not None:
+        saves.append(lambda: outputs.save_npy(layout.features_part(key), features))
     saves.append(lambda: layout.error_part(key).unlink(missing_ok=True))
 
     def write() -> None:

@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 warnings.filterwarnings("ignore")
+# torch is imported inside the functions: each decoding worker re-runs this script, as it re-runs the product's
+# console script (which imports no torch either), so the workers start as they do in the product
 CORPORA = (("16 kHz FLAC", 16000, "flac"), ("44.1 kHz FLAC", 44100, "flac"), ("48 kHz WAV", 48000, "wav"))
 
 
@@ -39,14 +40,21 @@ class ZeroCostModel:
     def chunks(self, wav):
         return [wav[i:i + self.max_chunk] for i in range(0, wav.numel(), self.max_chunk)]
 
+    def _forward(self, chunks):
+        """The padded output a model returns for the batch: [B, frames, 768], and each row's valid frames."""
+        import torch
+
+        frames = [self.geometry.frames(c.numel()) for c in chunks]
+        return torch.zeros(len(chunks), max(frames), 768), frames
+
     def encode(self, chunks):
-        return [torch.zeros(self.geometry.frames(c.numel()), 768) for c in chunks]
+        x, frames = self._forward(chunks)
+        return [x[i, :n] for i, n in enumerate(frames)]
 
     def encode_units(self, chunks, quantizer):
-        feats = self.encode(chunks)
-        units = quantizer(torch.cat(feats))  # one assignment per batch, as DenseEncoder.encode_units does
-        bounds = np.cumsum([0] + [len(f) for f in feats])
-        return feats, [units[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        x, frames = self._forward(chunks)
+        units = quantizer.assign(x).numpy()  # the whole padded batch at once, as DenseEncoder.encode_units does
+        return [x[i, :n] for i, n in enumerate(frames)], [units[i, :n] for i, n in enumerate(frames)]
 
 
 def make_corpus(root: Path, rate: int, fmt: str, seconds: float) -> list:
@@ -64,6 +72,7 @@ def make_corpus(root: Path, rate: int, fmt: str, seconds: float) -> list:
 def raw_decode(files, resample: str | None) -> float:
     """Single thread: soundfile, then (if asked) a resampler; audio-s/s."""
     import soxr
+    import torch
     import torchaudio.functional
 
     torch.set_num_threads(1)
@@ -97,6 +106,7 @@ def main():
     parser.add_argument("--f0-seconds", type=float, default=60)
     args = parser.parse_args()
 
+    import torch
     from textless_stack.kmeans import Quantizer
 
     quantizer = Quantizer(np.random.default_rng(0).normal(size=(100, 768)).astype(np.float32), torch.device("cpu"))

@@ -61,6 +61,13 @@ def test_long_files_are_chunked_like_textlesslib(tmp_path, tiny_hubert):
     ref = reference(tiny_hubert, root / "long.wav", max_chunk=16000)
     assert got.shape == ref.shape and np.abs(got - ref).max() <= 1e-4
 
+    # a file's chunks are joined in the saved dtype: float16 is the float32 result rounded, nothing else
+    out16 = tmp_path / "out16"
+    r = features(root, "-o", out16, "--model", tiny_hubert, "--max-chunk", "16000", "--save-dtype", "float16")
+    assert r.returncode == 0, r.stderr
+    half = np.load(out16 / "features" / "long.npy")
+    assert half.dtype == np.float16 and half.tobytes() == got.astype(np.float16).tobytes()
+
 
 def test_resampling_and_downmix(tmp_path, tiny_hubert):
     root = tmp_path / "r"
