@@ -13,6 +13,9 @@ cd "$(dirname "$0")/.."
 rebuild="$image-rebuild"
 sif_b="$work/$(basename "${sif%.sif}")-rebuild.sif"
 mkdir -p "$work"
+# the rebuild and its SIF (6 GB and 3 GB) go, however this ends: a failure, an interrupt
+cleanup() { docker image rm "$rebuild" >/dev/null 2>&1 || true; rm -f "$sif_b" "${sif_b%.sif}.sbom.cdx.json"; }
+trap cleanup EXIT
 
 inventory_image() {  # as root: every file readable, nothing of the user's environment
     docker run --rm -i --network none --user 0:0 --entrypoint /opt/venv/bin/python "$1" - inventory \
@@ -68,7 +71,5 @@ print(f"  labels that differ: {', '.join(f'{k} ({a.get(k)} / {b.get(k)})' for k 
       " the SIF header also carries a creation time and a random id of its own")
 EOF
 
-docker image rm "$rebuild" >/dev/null
-rm -f "$sif_b" "${sif_b%.sif}.sbom.cdx.json"
 echo "repro-check: $([ $rc -eq 0 ] && echo PASS || echo FAIL) (reports in $work)"
 exit $rc

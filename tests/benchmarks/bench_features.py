@@ -21,9 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 warnings.filterwarnings("ignore")
+# torch only inside functions: each decoding worker re-runs this script (as it re-runs the product's console
+# script, which imports no torch), so `--workers` is measured as the product runs it
 GFLOP_PER_AUDIO_SECOND = 9.6  # HuBERT base to layer 6
 
 
@@ -41,6 +42,8 @@ def make_corpus(root: Path, minutes: float, seed: int = 0) -> float:
 
 
 def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repeat: int = 10) -> float:
+    import torch
+
     a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
@@ -53,11 +56,15 @@ def matmul_gflops(device: torch.device, dtype: torch.dtype, n: int = 2048, repea
 
 
 def sync(device):
+    import torch
+
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def reference_loop(model, files, out: Path, device) -> float:
+    import torch
+
     from textless_stack.testing.reference import reference_features
 
     t = time.perf_counter()
@@ -83,6 +90,8 @@ def ours(model, corpus: Path, out: Path, device, dtype: str, batch_seconds: floa
 
 
 def main():
+    import torch
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
