@@ -126,8 +126,9 @@ class Quantizer:
 
 
 def _float32_matmul_is_exact(like: torch.Tensor) -> bool:
-    """True float32 products: not TF32 on CUDA, nor bf16 where float32 matmul precision was lowered."""
-    if torch.get_float32_matmul_precision() != "highest":
+    """True float32 products: not TF32 on CUDA, nor bf16 where float32 matmul precision was lowered, nor
+    under autocast (float64 is never autocast)."""
+    if torch.get_float32_matmul_precision() != "highest" or torch.is_autocast_enabled(like.device.type):
         return False
     return not (like.device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32)
 

@@ -81,3 +81,13 @@ def test_a_lowered_float32_matmul_precision_falls_back_to_float64(monkeypatch):
         assert q.refined == 0  # not the float32 path at all
     finally:
         torch.set_float32_matmul_precision(previous)
+
+
+def test_under_autocast_the_units_stay_float64s():
+    rng = np.random.default_rng(4)
+    centers = rng.normal(size=(100, 768))
+    x = torch.from_numpy(near_ties(centers, rng, 200).astype(np.float32))
+    q = Quantizer(centers, CPU)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = q.assign(x)
+    np.testing.assert_array_equal(got.numpy(), exact(x, centers))
