@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 
 import numpy as np
+import pytest
 
 from support import cli, features, files_under, write_tsv
 
@@ -66,3 +69,23 @@ def test_merge_carries_failed_files_in_order(tmp_path, corpus, tiny_hubert, tiny
     errors = [json.loads(x)["path"] for x in (sharded / "train_0_1.errors.jsonl").read_text().splitlines()]
     assert errors == ["broken.wav", "zz_missing.wav"]
     assert json.loads((sharded / "train_0_1.done.json").read_text()) == {"files": 8, "done": 6, "failed": 2}
+
+
+@pytest.mark.parametrize("kernel_copy", [True, False], ids=["copy_file_range", "without it"])
+def test_a_dump_stacks_its_parts_byte_for_byte(tmp_path, monkeypatch, kernel_copy):
+    """The dump's bytes are copied file to file; where the kernel cannot (EXDEV on older kernels), by reads."""
+    from textless_stack.outputs import concat_npy
+
+    if not kernel_copy:
+        def refuse(*args):
+            raise OSError(errno.EXDEV, "Invalid cross-device link")
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    rng = np.random.default_rng(0)
+    parts = [rng.normal(size=(n, 7)).astype(np.float16) for n in (5, 0, 900, 1)]
+    for i, a in enumerate(parts):
+        np.save(tmp_path / f"{i}.npy", a)
+    rows = concat_npy([tmp_path / f"{i}.npy" for i in range(len(parts))], tmp_path / "all.npy")
+    assert rows == [5, 0, 900, 1]
+    got = np.load(tmp_path / "all.npy")
+    assert got.dtype == np.float16 and np.array_equal(got, np.concatenate(parts))
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
