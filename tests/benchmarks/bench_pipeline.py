@@ -6,8 +6,9 @@ The model is replaced by a stand-in that returns zeros of HuBERT-base's shape (7
 `pipeline.run` as the product runs it: planning, decoding and resampling in worker processes
 (decoding.py), batching, the k-means (100 units, real assignment), atomic writes, assembly. Corpora of 10 s
 files: 16 kHz FLAC, 44.1 kHz FLAC, 48 kHz WAV. Outputs: npy, dump, units only. Also printed: this machine's
-raw single-thread decode speed per corpus (soundfile alone, then with each resampler), the ceiling the
-pipeline is measured against, and YAAPT F0's audio-s/s per core (one worker, `features --f0`).
+raw single-thread decode speed per corpus (soundfile alone, then with each resampler), decoding alone in
+the worker pool (the ceiling of the pipeline's figures), and YAAPT F0's audio-s/s per core (one worker,
+`features --f0`).
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ def raw_decode(files, resample: str | None) -> float:
     return total / (time.perf_counter() - started)
 
 
+def pool_decode(files, workers: int) -> float:
+    """Decoding alone in the product's worker pool (decoding.Decoder, batches of 4 files; no model, no
+    k-means, no writes): the ceiling of any pipeline figure with that many workers; audio-s/s."""
+    from textless_stack import decoding
+
+    paths, decoder = [str(p) for p in files], decoding.Decoder(workers, False)
+    try:
+        decoder.submit(paths[:4])  # the pool's start is not part of the rate
+        [r.waveform() for r in decoder.next()]
+        started, batches = time.perf_counter(), [paths[i:i + 4] for i in range(0, len(paths), 4)]
+        for batch in batches:
+            decoder.submit(batch)
+        total = sum(r.waveform().size for _ in batches for r in decoder.next()) / 16000
+        return total / (time.perf_counter() - started)
+    finally:
+        decoder.close()
+
+
 def run_pipeline(items, out: Path, features: str, workers: int, quantizer, f0: bool = False) -> float:
     from textless_stack import outputs, pipeline
 
@@ -126,6 +145,8 @@ def main():
             if rate != 16000:
                 line += (f"; + soxr HQ {raw_decode(files, 'soxr'):7.0f}"
                          f"; + torchaudio sinc {raw_decode(files[:max(1, len(files) // 10)], 'torchaudio'):6.0f}")
+            pool = max(workers) or len(os.sched_getaffinity(0))
+            line += f"\n  ceiling: decoding alone in {pool} workers {pool_decode(files, pool):8.0f}"
             print(line)
             for features, q in (("npy", None), ("dump", None), ("none", quantizer)):
                 label = "units only" if features == "none" else features
