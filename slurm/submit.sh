@@ -13,7 +13,8 @@
 #   --max-running K        at most K tasks at once (the array's %K)
 #   --gpus G               GPUs per task (--gres=gpu:G; default 0: CPU)
 #   --cpus C, --mem M, --time T, --partition P, --account A   resources per task (C CPUs: the model's
-#                          threads on CPU; with --gpus, C decoding workers, `features --workers C`)
+#                          threads on CPU; with --gpus, C decoding workers, `features --workers C`: about
+#                          2,200-2,600 audio-s/s of 16 kHz FLAC, 750-900 of 44.1 kHz FLAC per core; README "CPUs")
 #   --models DIR           model cache (prefetched on a login node: `textless-stack models fetch`)
 #   --bind DIR             a directory the job reads (the corpus); repeatable
 #   --sbatch ARG           any other sbatch argument, for both jobs; repeatable
