@@ -112,11 +112,13 @@ class Quantizer:
         return units.reshape(x.shape[:-1])
 
     def _margin(self, sq: torch.Tensor) -> torch.Tensor:
-        """Twice a bound on |float32 - exact| of ||c||^2 - 2 x.c: a dot product of n terms is off by at most
-        n*u*|x|.|c| in any summation order (Higham, Accuracy and Stability, 3.1), ||c||^2 likewise, and the
-        centroids' rounding to float32 and the sum add a few u; |x|.|c| <= ||x||*||c||."""
+        """A bound on |float32 - exact| of one distance ||c||^2 - 2 x.c, with m = ||x|| + max ||c||: a sum of n
+        products is off by at most n*u*|x|.|c| in any order (Higham, Accuracy and Stability, 3.1), so
+        ||c||^2 summed in float32 by n*u*m^2 and addmm (dot product plus the bias) by (n+1)*u*m^2; rounding the
+        centroids to float32 adds 3u*m^2. (2n + 16)*u*m^2 covers these with room for the higher-order terms; a
+        gap above twice it also leaves float64's own error (about 2n * 1e-16 * m^2) far behind."""
         u = torch.finfo(torch.float32).eps / 2
-        return 2 * (self.dim + 8) * u * (sq.clamp(min=0).sqrt() + self.center_norm_max) ** 2
+        return (2 * self.dim + 16) * u * (sq.clamp(min=0).sqrt() + self.center_norm_max) ** 2
 
     @torch.inference_mode()
     def assign_float64(self, features: torch.Tensor) -> torch.Tensor:

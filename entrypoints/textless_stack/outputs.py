@@ -344,15 +344,20 @@ def _write_stacked(tmp: Path, arrays: list, dtype, dim: int) -> None:
 
 
 def _copy_range(src: int, src_offset: int, dst: int, dst_offset: int, count: int) -> None:
+    kernel = True
     while count:
-        try:
-            n = os.copy_file_range(src, dst, count, src_offset, dst_offset)
-        except OSError as e:  # EXDEV, ENOSYS, EINVAL: across filesystems on older kernels, some FUSE mounts
-            if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-                raise
+        n = 0
+        if kernel:
+            try:
+                n = os.copy_file_range(src, dst, count, src_offset, dst_offset)
+            except OSError as e:  # across filesystems on older kernels, some FUSE mounts, seccomp (EPERM)
+                if e.errno not in (errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM):
+                    raise
+            kernel = n > 0  # 0: refused silently by some filesystems; reads tell end of file from that
+        if not kernel:
             n = os.pwrite(dst, os.pread(src, min(count, 1 << 24), src_offset), dst_offset)
-        if n == 0:
-            raise OSError(errno.EIO, f"short read: {count} bytes missing")
+            if n == 0:
+                raise OSError(errno.EIO, f"a part ended {count} bytes early")
         src_offset, dst_offset, count = src_offset + n, dst_offset + n, count - n
 
 

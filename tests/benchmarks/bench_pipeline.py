@@ -37,22 +37,17 @@ class ZeroCostModel:
 
         self.geometry = ConvGeometry(((10, 5),) + ((3, 2),) * 4 + ((2, 2),) * 2)
         self.max_chunk = MAX_CHUNK
-        self.zeros = None
 
     def chunks(self, wav):
         return [wav[i:i + self.max_chunk] for i in range(0, wav.numel(), self.max_chunk)]
 
     def _forward(self, chunks):
         """The padded output a model returns for the batch: [B, frames, 768], and each row's valid frames.
-        A view of one zero buffer: a model on a GPU returns its output in device memory, which costs the
-        host nothing (allocating and zeroing it here each time would be a third of the job's thread)."""
+        Allocated for each batch, as the host's copy of a GPU's output is (encoder.py: `x.float().cpu()`)."""
         import torch
 
         frames = [self.geometry.frames(c.numel()) for c in chunks]
-        size = len(chunks) * max(frames) * 768
-        if self.zeros is None or self.zeros.numel() < size:
-            self.zeros = torch.zeros(size)
-        return self.zeros[:size].view(len(chunks), max(frames), 768), frames  # contiguous, as a model's is
+        return torch.zeros(len(chunks), max(frames), 768), frames
 
     def encode(self, chunks):
         x, frames = self._forward(chunks)
